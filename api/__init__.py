@@ -1,0 +1,1 @@
+"""tierflow HTTP API (FastAPI) and command line."""

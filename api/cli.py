@@ -1,0 +1,121 @@
+"""The ``tierflow`` command line.
+
+    tierflow validate FILE...     check workflow definitions; exit 1 listing every problem
+    tierflow check                replay every ticket's history against the stored tickets
+    tierflow serve [--demo]       run the HTTP service (uvicorn)
+    tierflow sla scan             record SLA breaches now
+    tierflow render               draw a workflow (or a ticket's place in it)
+
+Heavy imports (FastAPI, uvicorn, Graphviz) happen inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from workflow import DefinitionError, Tierflow, load_definition
+
+
+def _validate(args: argparse.Namespace) -> int:
+    status = 0
+    for path in args.files:
+        try:
+            d = load_definition(path)
+        except DefinitionError as exc:
+            print(exc.detail, file=sys.stderr)
+            status = 1
+        else:
+            print(f"{path}: ok ({d.name} {d.version}, #{d.hash}, {len(d.spec.states)} states, "
+                  f"{len(d.transitions)} transitions)")
+    return status
+
+
+def _check(args: argparse.Namespace) -> int:
+    tf = Tierflow(args.database_url)
+    problems = tf.check()
+    for p in problems:
+        print(p, file=sys.stderr)
+    if problems:
+        print(f"check: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print("check: every ticket's history replays to its stored state")
+    return 0
+
+
+def _sla_scan(args: argparse.Namespace) -> int:
+    tf = Tierflow(args.database_url)
+    n = tf.scan_sla()
+    print(f"sla scan: recorded breaches on {n} ticket(s)")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    return serve(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        demo=args.demo,
+        database_url=args.database_url,
+    )
+
+
+def _render(args: argparse.Namespace) -> int:
+    from diagrams.cli import render_command
+
+    return render_command(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tierflow", description="Tiered-support workflow engine")
+    p.add_argument(
+        "--database-url",
+        default=None,
+        help="SQLAlchemy URL (default: $TIERFLOW_DATABASE_URL, else sqlite:///tierflow.db)",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", help="validate workflow definition files")
+    v.add_argument("files", nargs="+")
+    v.set_defaults(func=_validate)
+
+    c = sub.add_parser("check", help="replay every ticket's history and compare")
+    c.set_defaults(func=_check)
+
+    s = sub.add_parser("serve", help="run the HTTP API")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--demo", action="store_true", help="load a demo account with tickets")
+    s.set_defaults(func=_serve)
+
+    sla = sub.add_parser("sla", help="SLA clocks")
+    sla_sub = sla.add_subparsers(dest="sla_command", required=True)
+    scan = sla_sub.add_parser("scan", help="record breaches of running clocks now")
+    scan.set_defaults(func=_sla_scan)
+
+    r = sub.add_parser("render", help="render a workflow diagram")
+    r.add_argument("--workflow", default="support")
+    r.add_argument("--format", choices=["svg", "png", "dot", "mmd"], default="svg")
+    r.add_argument("--show", default="", help="comma list: guards,roles")
+    r.add_argument("--ticket", type=int, default=None)
+    r.add_argument("--account", default=None)
+    r.add_argument("-o", "--output", default=None, help="file to write (default: stdout)")
+    r.set_defaults(func=_render)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except DefinitionError as exc:
+        print(exc.detail, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Diagrams of workflow definitions and tickets: extract -> plain dataclasses -> renderers."""

@@ -1,0 +1,54 @@
+"""tierflow's domain: workflow definitions, the state machine, SLA clocks and persistence.
+
+Nothing here knows about HTTP or Graphviz. The small public surface::
+
+    from workflow import Tierflow
+    tf = Tierflow("sqlite:///tierflow.db")
+"""
+
+from .definition import Definition, builtin_definitions, load_definition, parse_text
+from .errors import (
+    Conflict,
+    DefinitionError,
+    Forbidden,
+    GuardFailed,
+    IdempotencyMismatch,
+    InputError,
+    InvalidTransition,
+    NotFound,
+    Reason,
+    TierflowError,
+    UnknownTrigger,
+    VersionMismatch,
+)
+from .history import TicketState, replay
+from .machine import Option, machine_for
+from .service import EventView, Idempotency, TicketView, Tierflow, utcnow
+
+__all__ = [
+    "Conflict",
+    "Definition",
+    "DefinitionError",
+    "EventView",
+    "Forbidden",
+    "GuardFailed",
+    "Idempotency",
+    "IdempotencyMismatch",
+    "InputError",
+    "InvalidTransition",
+    "NotFound",
+    "Option",
+    "Reason",
+    "TicketState",
+    "TicketView",
+    "Tierflow",
+    "TierflowError",
+    "UnknownTrigger",
+    "VersionMismatch",
+    "builtin_definitions",
+    "load_definition",
+    "machine_for",
+    "parse_text",
+    "replay",
+    "utcnow",
+]

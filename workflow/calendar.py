@@ -1,0 +1,391 @@
+"""Business-hours calendar: how much *business time* lies between two instants.
+
+A calendar is described by a :class:`CalendarSpec` (parsed from the ``calendar:`` block of a
+workflow definition) and evaluated by a :class:`BusinessCalendar`.
+
+Semantics (the one definition everything else follows)
+------------------------------------------------------
+A UTC instant ``u`` is **business time** iff, with ``local = u.astimezone(zone)`` (zoneinfo's
+conversion of that UTC instant to the calendar's zone):
+
+* ``local.date()`` is not a holiday (an explicit date or, with ``holiday_country``, a date of
+  the `holidays` package for that country/subdivision), and
+* ``local.time()`` lies in one of the half-open wall-clock intervals ``[start, end)``
+  configured for ``local.weekday()`` (an end of ``24:00`` means "to the end of that day").
+
+Business time is then *real elapsed time* (UTC) spent inside that set, counted in whole
+microseconds (no floats anywhere). Consequences at daylight-saving changes:
+
+* **Gaps** (clocks jump forward): wall-clock times that do not exist are never shown by the
+  clock, so they contribute nothing. ``00:00-24:00`` on a spring-forward day lasts 23 real
+  hours; an interval lying wholly inside the gap contributes nothing; an interval bound that
+  falls inside the gap is in effect moved to the transition instant (``02:30-04:00`` on
+  New York's spring-forward day is open from 03:00 EDT to 04:00 EDT, one hour).
+* **Folds** (clocks fall back): wall-clock times that occur twice are business time on both
+  passes. ``00:00-24:00`` on a fall-back day lasts 25 real hours, ``01:00-03:00`` on New York's
+  fall-back day lasts 3 real hours, ``01:30-02:00`` there is open 01:30-02:00 EDT and again
+  01:30-02:00 EST (one hour in two pieces).
+
+The ``fold`` attribute of the datetimes you pass in is honoured when they are converted to
+UTC (an aware datetime names one instant); all results are aware datetimes in UTC.
+
+Implementation: the time line is walked one UTC day at a time. Within a UTC day the zone's
+offset transitions are located by probing the UTC offset every hour and bisecting to the
+second (TZif transitions fall on whole seconds); between transitions the offset ``o`` is
+constant, so local time is ``u + o`` and the preimage of the local interval ``[d+s, d+e)`` is
+simply ``[d+s-o, d+e-o)`` clipped to that constant-offset piece. This reproduces the
+definition above exactly (assuming no two transitions cancel each other within one hour,
+which no real zone does). Cost is proportional to the number of days spanned.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from itertools import pairwise
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "DEFAULT_TIMEZONE",
+    "MAX_CLOSED_DAYS",
+    "WEEKDAYS",
+    "BusinessCalendar",
+    "CalendarSpec",
+]
+
+#: Weekday keys of ``CalendarSpec.hours``, in ``date.weekday()`` order.
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+#: The policy's GMT-4 (IANA's ``Etc/GMT±N`` zones invert the sign).
+DEFAULT_TIMEZONE = "Etc/GMT+4"
+
+#: ``add`` gives up (ValueError) after this many consecutive days without business time.
+MAX_CLOSED_DAYS = 7305  # 20 years
+
+_US = timedelta(microseconds=1)
+_SECOND_US = 1_000_000
+_HOUR_US = 3_600 * _SECOND_US
+_DAY_US = 24 * _HOUR_US
+_PROBE_US = _HOUR_US  # step between UTC-offset probes when looking for transitions
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+_INTERVAL_RE = re.compile(r"\s*(\d{2}):(\d{2})\s*-\s*(\d{2}):(\d{2})\s*")
+
+# weekday index (0 = Monday) -> sorted, non-overlapping (start, end) in microseconds of the day
+_Week = tuple[tuple[tuple[int, int], ...], ...]
+
+
+def _default_hours() -> dict[str, tuple[str, ...]]:
+    return {day: ("09:00-18:00",) for day in WEEKDAYS[:5]}
+
+
+def _parse_interval(day: str, text: str) -> tuple[int, int]:
+    """``"HH:MM-HH:MM"`` -> (start, end) in minutes of the day; ValueError naming day/interval."""
+    match = _INTERVAL_RE.fullmatch(text)
+    if match is None:
+        raise ValueError(
+            f"hours.{day}: malformed interval {text!r}; expected 'HH:MM-HH:MM' "
+            "(e.g. '09:00-18:00'; the end may be '24:00')"
+        )
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2 != 0):
+        raise ValueError(
+            f"hours.{day}: malformed interval {text!r}; times must be 00:00-23:59 "
+            "(an end may also be '24:00')"
+        )
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if end <= start:
+        raise ValueError(f"hours.{day}: interval {text!r} ends at or before it starts")
+    return start, end
+
+
+def _parse_day(day: str, intervals: Sequence[str]) -> tuple[tuple[int, int], ...]:
+    """Parse and check one weekday's intervals; sorted (start, end) minute pairs."""
+    parsed = sorted(
+        ((*_parse_interval(day, text), text) for text in intervals), key=lambda p: p[:2]
+    )
+    for (_s1, e1, t1), (s2, _e2, t2) in pairwise(parsed):
+        if s2 < e1:
+            raise ValueError(f"hours.{day}: intervals {t1!r} and {t2!r} overlap")
+    return tuple((s, e) for s, e, _ in parsed)
+
+
+def _parse_hours(hours: Mapping[str, Sequence[str]]) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """Weekday index -> sorted minute intervals (every check of ``CalendarSpec.hours``)."""
+    for key in hours:
+        if key not in WEEKDAYS:
+            raise ValueError(
+                f"hours: unknown weekday {key!r}; expected one of {', '.join(WEEKDAYS)}"
+            )
+    week = tuple(_parse_day(day, hours.get(day, ())) for day in WEEKDAYS)
+    if not any(week):
+        raise ValueError(
+            "hours: the calendar has no business hours at all (every weekday is closed)"
+        )
+    return week
+
+
+def _load_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError) as exc:
+        raise ValueError(
+            f"timezone: unknown timezone {name!r}; expected an IANA zone name such as "
+            "'America/Santiago' or 'Etc/GMT+4' (= UTC-4, IANA inverts the sign)"
+        ) from exc
+
+
+def _country_holidays(country: str, subdivision: str | None) -> Container[date]:
+    """The `holidays` package's calendar for a country (imported lazily)."""
+    try:
+        import holidays as holidays_pkg
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ValueError(
+            f"holiday_country {country!r} needs the 'holidays' package, which is not "
+            "installed (pip install holidays)"
+        ) from exc
+    try:
+        holidays_pkg.country_holidays(country)
+    except (NotImplementedError, KeyError, ValueError) as exc:
+        raise ValueError(
+            f"holiday_country: unknown country {country!r} for the holidays package ({exc})"
+        ) from exc
+    if subdivision is None:
+        result: Container[date] = holidays_pkg.country_holidays(country)
+        return result
+    try:
+        result = holidays_pkg.country_holidays(country, subdiv=subdivision)
+    except (NotImplementedError, KeyError, ValueError) as exc:
+        raise ValueError(
+            f"holiday_subdivision: unknown subdivision {subdivision!r} of country "
+            f"{country!r} ({exc})"
+        ) from exc
+    return result
+
+
+class CalendarSpec(BaseModel):
+    """When the support team works: a time zone, weekly hours and closed dates.
+
+    ``hours`` maps a weekday key (``mon`` .. ``sun``) to local wall-clock intervals
+    ``"HH:MM-HH:MM"`` (half-open; the end may be ``24:00``); a missing day is closed.
+    ``holidays`` are local dates closed all day; ``holiday_country`` (and optionally
+    ``holiday_subdivision``) adds the public holidays of the `holidays` package.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timezone: str = Field(
+        default=DEFAULT_TIMEZONE,
+        description="IANA time zone of the business hours (Etc/GMT+4 is UTC-4).",
+    )
+    hours: dict[str, tuple[str, ...]] = Field(
+        default_factory=_default_hours,
+        description="Weekday (mon..sun) -> local 'HH:MM-HH:MM' intervals; missing day = closed.",
+    )
+    holidays: tuple[date, ...] = Field(
+        default=(), description="Local dates closed all day (ISO dates)."
+    )
+    holiday_country: str | None = Field(
+        default=None, description="ISO country code for public holidays, e.g. 'CL'."
+    )
+    holiday_subdivision: str | None = Field(
+        default=None, description="Subdivision of holiday_country, e.g. 'RM'."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        _load_zone(value)
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _check_hours(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        _parse_hours(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check_holiday_country(self) -> CalendarSpec:
+        if self.holiday_country is None:
+            if self.holiday_subdivision is not None:
+                raise ValueError("holiday_subdivision is set but holiday_country is not")
+            return self
+        _country_holidays(self.holiday_country, self.holiday_subdivision)
+        return self
+
+
+def _to_us(instant: datetime, name: str) -> int:
+    """Microseconds since the Unix epoch of an aware datetime; refuses naive ones."""
+    if not isinstance(instant, datetime):
+        raise TypeError(f"{name}: expected a datetime, got {type(instant).__name__}")
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(
+            f"naive datetime {instant.isoformat()} ({name}): instants must be timezone-aware"
+        )
+    return (instant - _EPOCH) // _US
+
+
+def _from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+class BusinessCalendar:
+    """Business-time arithmetic over a :class:`CalendarSpec` (see the module docstring)."""
+
+    def __init__(self, spec: CalendarSpec) -> None:
+        self._spec = spec
+        self._zone = _load_zone(spec.timezone)
+        self._week: _Week = tuple(
+            tuple((s * 60 * _SECOND_US, e * 60 * _SECOND_US) for s, e in day)
+            for day in _parse_hours(spec.hours)
+        )
+        self._holidays = frozenset(spec.holidays)
+        self._country: Container[date] | None = (
+            _country_holidays(spec.holiday_country, spec.holiday_subdivision)
+            if spec.holiday_country is not None
+            else None
+        )
+        self._day_segments: Callable[[int], tuple[tuple[int, int], ...]] = lru_cache(maxsize=4096)(
+            self._compute_day_segments
+        )
+
+    @property
+    def spec(self) -> CalendarSpec:
+        return self._spec
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return self._zone
+
+    def __repr__(self) -> str:
+        return f"BusinessCalendar({self._spec!r})"
+
+    # -- public API ------------------------------------------------------------------------
+
+    def is_holiday(self, day: date) -> bool:
+        """Whether the local date ``day`` is closed all day (explicit or country holiday)."""
+        return day in self._holidays or (self._country is not None and day in self._country)
+
+    def is_open(self, instant: datetime) -> bool:
+        """Whether ``instant`` is business time (the module docstring's definition)."""
+        local = _from_us(_to_us(instant, "instant")).astimezone(self._zone)
+        if self.is_holiday(local.date()):
+            return False
+        of_day = (
+            local.hour * 3600 + local.minute * 60 + local.second
+        ) * _SECOND_US + local.microsecond
+        return any(s <= of_day < e for s, e in self._week[local.weekday()])
+
+    def add(self, instant: datetime, duration: timedelta) -> datetime:
+        """The instant reached after ``duration`` of business time counted from ``instant``.
+
+        ``duration`` must be >= 0 (ValueError otherwise). A zero duration returns ``instant``
+        itself (as UTC; it is not moved to the next opening). Otherwise counting starts at
+        ``instant`` or, outside business hours, at the next opening, and when the duration is
+        used up exactly at the end of an interval that end is returned. The result is an
+        aware UTC datetime. Raises ValueError if no business time is found for
+        ``MAX_CLOSED_DAYS`` consecutive days.
+        """
+        start = _to_us(instant, "instant")
+        if not isinstance(duration, timedelta):
+            raise TypeError(f"duration: expected a timedelta, got {type(duration).__name__}")
+        if duration < timedelta(0):
+            raise ValueError(f"negative duration {duration}: business durations must be >= 0")
+        remaining = duration // _US
+        if remaining == 0:
+            return _from_us(start)
+        for seg_start, seg_end in self._segments(start, None):
+            length = seg_end - seg_start
+            if remaining <= length:
+                return _from_us(seg_start + remaining)
+            remaining -= length
+        raise AssertionError("unreachable: _segments without a stop never ends")
+
+    def between(self, a: datetime, b: datetime) -> timedelta:
+        """Business time elapsed in ``[a, b)``; ``timedelta(0)`` if ``b <= a``."""
+        start, stop = _to_us(a, "a"), _to_us(b, "b")
+        total = 0
+        if stop > start:
+            for seg_start, seg_end in self._segments(start, stop):
+                if seg_start >= stop:
+                    break
+                total += min(seg_end, stop) - seg_start
+        return timedelta(microseconds=total)
+
+    # -- internals (all instants are int microseconds since the Unix epoch, UTC) -----------
+
+    def _segments(self, start: int, stop: int | None) -> Iterator[tuple[int, int]]:
+        """Business segments ``[s, e)`` in UTC order, clipped to begin at ``start``.
+
+        With ``stop`` the walk ends at the UTC day containing ``stop``; without it the walk is
+        endless but raises ValueError after ``MAX_CLOSED_DAYS`` days with no business time.
+        """
+        day = start // _DAY_US
+        last_open = start
+        while stop is None or day * _DAY_US < stop:
+            for seg_start, seg_end in self._day_segments(day):
+                if seg_end > start:
+                    yield max(seg_start, start), seg_end
+                    last_open = seg_end
+            day += 1
+            if stop is None and day * _DAY_US - last_open > MAX_CLOSED_DAYS * _DAY_US:
+                raise ValueError(
+                    f"no business time within {MAX_CLOSED_DAYS} days after "
+                    f"{_from_us(last_open).isoformat()}: the calendar is closed for too "
+                    "long (check its holidays)"
+                )
+
+    def _offset(self, us: int) -> int:
+        offset = _from_us(us).astimezone(self._zone).utcoffset()
+        assert offset is not None
+        return offset // _US
+
+    def _offset_pieces(self, lo: int, hi: int) -> list[tuple[int, int, int]]:
+        """Split UTC ``[lo, hi)`` (whole seconds) into ``(start, end, utc_offset)`` pieces."""
+        pieces: list[tuple[int, int, int]] = []
+        piece_start, offset, probe = lo, self._offset(lo), lo
+        last_probe = hi - _SECOND_US
+        while probe < last_probe:
+            nxt = min(probe + _PROBE_US, last_probe)
+            if self._offset(nxt) == offset:
+                probe = nxt
+                continue
+            # A transition lies in (probe, nxt]: bisect to the first second with a new offset.
+            before, after = probe, nxt
+            while after - before > _SECOND_US:
+                mid = before + (after - before) // (2 * _SECOND_US) * _SECOND_US
+                if self._offset(mid) == offset:
+                    before = mid
+                else:
+                    after = mid
+            pieces.append((piece_start, after, offset))
+            piece_start, offset, probe = after, self._offset(after), after
+        pieces.append((piece_start, hi, offset))
+        return pieces
+
+    def _compute_day_segments(self, day: int) -> tuple[tuple[int, int], ...]:
+        """Business segments inside UTC day number ``day`` (days since 1970-01-01), merged."""
+        segments: list[tuple[int, int]] = []
+        for lo, hi, offset in self._offset_pieces(day * _DAY_US, (day + 1) * _DAY_US):
+            # Within the piece local wall-clock time is u + offset (monotonic).
+            first_local_day = (lo + offset) // _DAY_US
+            last_local_day = (hi - 1 + offset) // _DAY_US
+            for local_day in range(first_local_day, last_local_day + 1):
+                local_date = date.fromordinal(local_day + _EPOCH_ORDINAL)
+                if self.is_holiday(local_date):
+                    continue
+                base = local_day * _DAY_US - offset
+                for start, end in self._week[local_date.weekday()]:
+                    seg_start, seg_end = max(base + start, lo), min(base + end, hi)
+                    if seg_start >= seg_end:
+                        continue
+                    if segments and segments[-1][1] == seg_start:
+                        segments[-1] = (segments[-1][0], seg_end)
+                    else:
+                        segments.append((seg_start, seg_end))
+        return tuple(segments)

@@ -1,0 +1,98 @@
+"""The database seam: an engine for a URL, and read / write transactions.
+
+SQLite (the embedded default) runs in WAL mode with ``synchronous=NORMAL`` and a busy timeout,
+and writes are serialised: one process-wide lock plus ``BEGIN IMMEDIATE``, so threads never
+fight over the file lock ("database is locked") and a transaction never has to upgrade its
+lock half-way. Other backends (PostgreSQL through ``postgresql+psycopg://``) use a pre-pinged
+pool and rely on the compare-and-set on ``ticket.version`` for concurrency.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import SQLModel
+
+from . import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+__all__ = ["DEFAULT_URL", "Database", "database_url"]
+
+DEFAULT_URL = "sqlite:///tierflow.db"
+
+
+def database_url(url: str | None = None) -> str:
+    """``url``, else ``$TIERFLOW_DATABASE_URL``, else a SQLite file in the working directory."""
+    return url or os.environ.get("TIERFLOW_DATABASE_URL") or DEFAULT_URL
+
+
+class Database:
+    def __init__(self, url: str | None = None, *, pool_size: int = 10) -> None:
+        self.url = database_url(url)
+        u = sa.engine.make_url(self.url)
+        self.is_sqlite = u.get_backend_name() == "sqlite"
+        kwargs: dict[str, Any] = {}
+        if self.is_sqlite:
+            if u.database and u.database != ":memory:":
+                Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs.update(pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+        self.engine: Engine = sa.create_engine(self.url, **kwargs)
+        self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
+        if self.is_sqlite:
+            _sqlite_pragmas(self.engine)
+
+    def create_all(self) -> None:
+        SQLModel.metadata.create_all(self.engine)
+
+    def drop_all(self) -> None:
+        SQLModel.metadata.drop_all(self.engine)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction: committed on success, rolled back on any exception."""
+        with self._write_lock or nullcontext(), self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.execution_options(tierflow_immediate=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except sa.exc.SQLAlchemyError:
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("tierflow_immediate")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -1,0 +1,237 @@
+"""Named guard functions.
+
+A definition names guards (``{name: note_given, args: {purpose: ...}}``); their implementations
+live here, registered by name. A guard receives the :class:`GuardContext` of one attempted
+transition and its keyword arguments, and returns ``None`` to let it pass or a reason a person
+can act on. Validation rejects unknown guard names and wrong arguments before a definition is
+used (see :meth:`Guard.check_args`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .definition import Definition, DefinitionSpec
+    from .history import TicketState
+
+__all__ = ["REGISTRY", "Guard", "GuardContext", "guard"]
+
+
+@dataclass(slots=True)
+class GuardContext:
+    """Everything a guard may look at: the ticket, the request and the definition."""
+
+    ticket: TicketState
+    definition: Definition
+    role: str
+    note: str | None
+    data: Mapping[str, Any]
+    now: datetime
+
+
+GuardFn = Callable[..., str | None]
+ArgCheck = Callable[["DefinitionSpec", dict[str, Any]], list[str]]
+
+
+@dataclass(frozen=True)
+class Guard:
+    name: str
+    fn: GuardFn
+    required: frozenset[str]
+    optional: frozenset[str]
+    check: ArgCheck | None
+
+    def __call__(self, ctx: GuardContext, args: Mapping[str, Any]) -> str | None:
+        return self.fn(ctx, **args)
+
+    def check_args(self, spec: DefinitionSpec, args: dict[str, Any]) -> list[str]:
+        problems = [f"args: missing {a!r}" for a in sorted(self.required - args.keys())]
+        takes = ", ".join(sorted(self.required | self.optional)) or "none"
+        problems += [
+            f"args: unexpected {a!r} (takes: {takes})"
+            for a in sorted(args.keys() - self.required - self.optional)
+        ]
+        if not problems and self.check is not None:
+            problems += self.check(spec, args)
+        return problems
+
+
+REGISTRY: dict[str, Guard] = {}
+
+
+def guard(name: str, *, check: ArgCheck | None = None) -> Callable[[GuardFn], GuardFn]:
+    """Register ``fn(ctx, *, arg...) -> reason | None`` under ``name``."""
+
+    def register(fn: GuardFn) -> GuardFn:
+        params = list(inspect.signature(fn).parameters.values())[1:]
+        required = frozenset(p.name for p in params if p.default is inspect.Parameter.empty)
+        optional = frozenset(p.name for p in params if p.default is not inspect.Parameter.empty)
+        REGISTRY[name] = Guard(name, fn, required, optional, check)
+        return fn
+
+    return register
+
+
+# --- argument checks ---------------------------------------------------------------------
+def _level_channels(spec: DefinitionSpec, args: dict[str, Any]) -> list[str]:
+    level = args["level"]
+    if level not in spec.level_channels:
+        return [f"args.level: no channels for {level!r} in level_channels"]
+    return []
+
+
+def _known_level(spec: DefinitionSpec, args: dict[str, Any]) -> list[str]:
+    levels = ("level1", "level2", "level3", "administrative")
+    return [] if args["level"] in levels else [f"args.level: unknown level {args['level']!r}"]
+
+
+def _known_kind(spec: DefinitionSpec, args: dict[str, Any]) -> list[str]:
+    return [] if args["kind"] in spec.kinds else [f"args.kind: unknown kind {args['kind']!r}"]
+
+
+def _admin_classes(spec: DefinitionSpec, args: dict[str, Any]) -> list[str]:
+    bad = [c for c in args["allowed"] if c not in ("A", "B")]
+    return [f"args.allowed: unknown admin class(es) {bad}"] if bad else []
+
+
+def _values_list(spec: DefinitionSpec, args: dict[str, Any]) -> list[str]:
+    v = args["values"]
+    return [] if isinstance(v, list) and v else ["args.values: must be a non-empty list"]
+
+
+# --- the guards ----------------------------------------------------------------------------
+@guard("kind_is", check=_known_kind)
+def kind_is(ctx: GuardContext, *, kind: str) -> str | None:
+    if ctx.ticket.kind == kind:
+        return None
+    return f"ticket is {ctx.ticket.kind}, this trigger is for {kind} tickets"
+
+
+@guard("channel_allowed", check=_level_channels)
+def channel_allowed(ctx: GuardContext, *, level: str) -> str | None:
+    allowed = ctx.definition.spec.level_channels[level]
+    if ctx.ticket.channel in allowed:
+        return None
+    return (
+        f"channel {ctx.ticket.channel!r} is not served at {level} (allowed: {', '.join(allowed)})"
+    )
+
+
+@guard("priority_known")
+def priority_known(ctx: GuardContext) -> str | None:
+    missing = [f for f in ("complexity", "urgency") if getattr(ctx.ticket, f) is None]
+    if not missing:
+        return None
+    return f"priority unknown: set {' and '.join(missing)} first"
+
+
+@guard("category_level", check=_known_level)
+def category_level(ctx: GuardContext, *, level: str) -> str | None:
+    cat = ctx.definition.category(ctx.ticket.kind, ctx.ticket.category)
+    actual = cat.level if cat else None
+    if actual == level:
+        return None
+    return f"category {ctx.ticket.category!r} is handled at {actual}, not {level}"
+
+
+@guard("category_beyond", check=_known_level)
+def category_beyond(ctx: GuardContext, *, level: str) -> str | None:
+    cat = ctx.definition.category(ctx.ticket.kind, ctx.ticket.category)
+    if cat is None or cat.level != level:
+        return None
+    return (
+        f"category {ctx.ticket.category!r} is in the {level} catalogue: "
+        "work through its playbook first (start_solving)"
+    )
+
+
+@guard("data_channel", check=_level_channels)
+def data_channel(ctx: GuardContext, *, level: str) -> str | None:
+    allowed = ctx.definition.spec.level_channels[level]
+    value = ctx.data.get("channel")
+    if value is None:
+        return f"data.channel is required: choose the {level} channel ({', '.join(allowed)})"
+    if value in allowed:
+        return None
+    return f"data.channel {value!r} is not a {level} channel (allowed: {', '.join(allowed)})"
+
+
+@guard("playbook_exhausted")
+def playbook_exhausted(ctx: GuardContext) -> str | None:
+    cat = ctx.definition.category(ctx.ticket.kind, ctx.ticket.category)
+    steps = cat.playbook if cat else []
+    done = ctx.ticket.playbook_position
+    if done >= len(steps):
+        return None
+    step = steps[done]
+    return (
+        f"playbook step {done + 1} of {len(steps)} ({step.id}: {step.title}) not tried yet; "
+        "every step must be tried in order before escalating"
+    )
+
+
+@guard("note_given")
+def note_given(ctx: GuardContext, *, purpose: str) -> str | None:
+    if ctx.note is not None and ctx.note.strip():
+        return None
+    return f"a note is required: {purpose}"
+
+
+@guard("data_true")
+def data_true(ctx: GuardContext, *, field: str) -> str | None:
+    value = ctx.data.get(field)
+    if value is True:
+        return None
+    got = "missing" if value is None else f"got {value!r}"
+    return f"data.{field} must be true ({got})"
+
+
+@guard("data_positive")
+def data_positive(ctx: GuardContext, *, field: str) -> str | None:
+    value = ctx.data.get(field)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return None
+    got = "missing" if value is None else f"got {value!r}"
+    return f"data.{field} must be a number greater than 0 ({got})"
+
+
+@guard("data_one_of", check=_values_list)
+def data_one_of(ctx: GuardContext, *, field: str, values: list[Any]) -> str | None:
+    value = ctx.data.get(field)
+    if value in values:
+        return None
+    got = "missing" if value is None else f"got {value!r}"
+    return f"data.{field} must be one of {', '.join(map(str, values))} ({got})"
+
+
+@guard("admin_class", check=_admin_classes)
+def admin_class(ctx: GuardContext, *, allowed: list[str]) -> str | None:
+    cat = ctx.definition.category(ctx.ticket.kind, ctx.ticket.category)
+    actual = cat.admin_class if cat else None
+    if actual in allowed:
+        return None
+    wanted = "/".join(allowed)
+    return f"category {ctx.ticket.category!r} is administrative class {actual}, not {wanted}"
+
+
+@guard("within_reopen_window")
+def within_reopen_window(ctx: GuardContext) -> str | None:
+    days = ctx.definition.spec.reopen_window_days
+    since = ctx.now - ctx.ticket.state_entered_at
+    if since <= timedelta(days=days):
+        return None
+    return (
+        f"resolved {_human(since)} ago; reopening is allowed within {days:g} days "
+        "(open a new ticket instead)"
+    )
+
+
+def _human(delta: timedelta) -> str:
+    if delta >= timedelta(days=1):
+        return f"{delta.days} day(s)"
+    return f"{int(delta.total_seconds() // 3600)} hour(s)"

@@ -1,0 +1,166 @@
+"""SQLModel tables: accounts, tickets, their append-only history, definitions, tokens.
+
+Instants are stored in UTC (:class:`UTCDateTime` keeps them timezone-aware on every backend).
+The hot path (firing a trigger) uses these tables through SQLAlchemy Core (``Ticket.__table__``);
+the ORM serves the colder paths.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "Account",
+    "ApiToken",
+    "DefinitionVersion",
+    "IdempotencyRecord",
+    "Ticket",
+    "TicketEvent",
+    "UTCDateTime",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in, timezone-aware UTC out; naive values are refused."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: instants must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _utc(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+def _json() -> Any:
+    return Field(default_factory=dict, sa_type=sa.JSON)
+
+
+class Account(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, max_length=64)
+    name: str = Field(max_length=200)
+    created_at: datetime = _utc()
+
+
+class DefinitionVersion(SQLModel, table=True):
+    __tablename__ = "definition_version"
+
+    hash: str = Field(primary_key=True, max_length=32)
+    name: str = Field(index=True, max_length=64)
+    version: str = Field(max_length=64)
+    source: str
+    """The YAML text, so tickets on an old version keep working after the file changes."""
+    created_at: datetime = _utc()
+
+
+class Ticket(SQLModel, table=True):
+    __table_args__ = (
+        sa.Index("ix_ticket_account_state", "account_id", "state", "id"),
+        sa.Index("ix_ticket_account_level_priority", "account_id", "level", "priority"),
+        sa.Index("ix_ticket_account_due", "account_id", "sla_due_at"),
+        sa.Index("ix_ticket_sla_due", "sla_due_at"),
+        sa.Index("ix_ticket_account_risk", "account_id", "sla_risk_at"),
+        sa.Index("ix_ticket_account_breached", "account_id", "sla_breached_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id")
+    workflow: str = Field(max_length=64)
+    definition_hash: str = Field(foreign_key="definition_version.hash", max_length=32)
+    subject: str = Field(max_length=300)
+    description: str = ""
+    customer_name: str | None = None
+    customer_email: str | None = None
+    # --- derived from history (workflow.history.TicketState) ---
+    kind: str = Field(max_length=40)
+    category: str = Field(max_length=60)
+    channel: str = Field(max_length=40)
+    complexity: str | None = Field(default=None, max_length=20)
+    urgency: str | None = Field(default=None, max_length=20)
+    priority: str | None = Field(default=None, max_length=20)
+    state: str = Field(max_length=60)
+    level: str | None = Field(default=None, max_length=20)
+    previous_state: str | None = Field(default=None, max_length=60)
+    playbook_position: int = 0
+    outcome: str | None = Field(default=None, max_length=40)
+    received_at: datetime = _utc()
+    state_entered_at: datetime = _utc()
+    first_response_at: datetime | None = _utc(default=None)
+    resolved_at: datetime | None = _utc(default=None)
+    sla_state: dict[str, Any] = _json()
+    sla_due_at: datetime | None = _utc(default=None)
+    sla_risk_at: datetime | None = _utc(default=None)
+    sla_breached_at: datetime | None = _utc(default=None)
+    version: int = 1
+    # --- bookkeeping ---
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class TicketEvent(SQLModel, table=True):
+    """Append-only history. ``seq`` is the ticket's version after the event."""
+
+    __tablename__ = "ticket_event"
+    __table_args__ = (sa.UniqueConstraint("ticket_id", "seq", name="uq_ticket_event_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id")
+    account_id: int = Field(foreign_key="account.id", index=True)
+    seq: int
+    kind: str = Field(max_length=20)
+    trigger: str | None = Field(default=None, max_length=60)
+    from_state: str | None = Field(default=None, max_length=60)
+    to_state: str | None = Field(default=None, max_length=60)
+    actor: str | None = Field(default=None, max_length=200)
+    role: str | None = Field(default=None, max_length=40)
+    note: str | None = None
+    data: dict[str, Any] = _json()
+    changes: dict[str, Any] = _json()
+    response: bool = False
+    at: datetime = _utc()
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int | None = Field(default=None, foreign_key="account.id", index=True)
+    """None for the platform admin's token."""
+    role: str = Field(max_length=40)
+    name: str = Field(max_length=200)
+    token_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = _utc()
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """A request already applied: a retry with the same key returns the ticket at ``version``."""
+
+    __tablename__ = "idempotency_record"
+
+    account_id: int = Field(foreign_key="account.id", primary_key=True)
+    key: str = Field(primary_key=True, max_length=200)
+    fingerprint: str = Field(max_length=64)
+    ticket_id: int = Field(foreign_key="ticket.id")
+    version: int
+    created_at: datetime = _utc()

@@ -1,0 +1,243 @@
+"""SLA clocks on the definition's business calendar.
+
+Each clock named in a definition's ``sla`` section runs in business time from the ticket's
+``received_at``. It is *stopped* while its stop condition holds (``first_response``: a response
+was given; ``resolution``: the ticket is in a ``done`` state), *paused* while the ticket is in
+one of its ``pause_in`` states, and *running* otherwise. Its state is folded from the ticket's
+events by :func:`sla_fields` (called by :func:`workflow.history.apply`), never kept as a mutable
+counter, so replaying the history reproduces it exactly.
+
+Stored per clock: accumulated business seconds, since when it runs, the due instant (when
+running), the breach instant once it is known. Stored per ticket (indexed): the earliest due
+instant and at-risk instant of its running clocks, and the earliest breach.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from .definition import Definition
+    from .history import EventRecord, TicketState
+
+__all__ = [
+    "AT_RISK_FRACTION",
+    "ClockState",
+    "SlaFields",
+    "clock_report",
+    "due_breaches",
+    "sla_fields",
+]
+
+AT_RISK_FRACTION = 0.2
+"""A running clock is at risk when less than this fraction of its target is left."""
+
+Status = Literal["running", "paused", "met", "breached", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClockState:
+    target_s: int | None
+    elapsed_s: int
+    """Business seconds accumulated before ``running_since``."""
+    running_since: datetime | None
+    stopped_at: datetime | None
+    due_at: datetime | None
+    breached_at: datetime | None
+    breach_recorded: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target_s": self.target_s,
+            "elapsed_s": self.elapsed_s,
+            "running_since": _iso(self.running_since),
+            "stopped_at": _iso(self.stopped_at),
+            "due_at": _iso(self.due_at),
+            "breached_at": _iso(self.breached_at),
+            "breach_recorded": self.breach_recorded,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ClockState:
+        return cls(
+            target_s=d["target_s"],
+            elapsed_s=d["elapsed_s"],
+            running_since=_parse(d["running_since"]),
+            stopped_at=_parse(d["stopped_at"]),
+            due_at=_parse(d["due_at"]),
+            breached_at=_parse(d["breached_at"]),
+            breach_recorded=d.get("breach_recorded", False),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SlaFields:
+    clocks: dict[str, ClockState]
+    due_at: datetime | None
+    """Earliest due instant among running clocks whose breach is not recorded yet."""
+    risk_at: datetime | None
+    """Earliest instant at which a running clock becomes at risk."""
+    breached_at: datetime | None
+    """Earliest breach of any clock."""
+
+    EMPTY: ClassVar[SlaFields]
+
+    def as_columns(self) -> dict[str, Any]:
+        return {
+            "sla_state": {k: v.to_json() for k, v in self.clocks.items()},
+            "sla_due_at": self.due_at,
+            "sla_risk_at": self.risk_at,
+            "sla_breached_at": self.breached_at,
+        }
+
+    @classmethod
+    def from_columns(
+        cls, state: dict[str, Any] | None, due: Any, risk: Any, breached: Any
+    ) -> SlaFields:
+        clocks = {k: ClockState.from_json(v) for k, v in (state or {}).items()}
+        return cls(clocks, _utc(due), _utc(risk), _utc(breached))
+
+
+SlaFields.EMPTY = SlaFields({}, None, None, None)
+
+
+def _target(definition: Definition, name: str, priority: str | None) -> int | None:
+    hours = definition.spec.sla[name].target_hours
+    value = hours.get(priority, hours.get("all")) if priority else hours.get("all")
+    return None if value is None else round(value * 3600)
+
+
+def _stopped(definition: Definition, name: str, t: TicketState) -> bool:
+    stop = definition.spec.sla[name].stop
+    if stop == "first_response":
+        return t.first_response_at is not None
+    return definition.group_of(t.state) == "done"
+
+
+def sla_fields(
+    definition: Definition, new: TicketState, old: TicketState | None, event: EventRecord
+) -> SlaFields:
+    """Every clock of ``new`` after ``event``; ``old`` is the ticket before (None at creation)."""
+    cal = definition.calendar
+    clocks: dict[str, ClockState] = {}
+    for name, spec in definition.spec.sla.items():
+        target = _target(definition, name, new.priority)
+        stopped = _stopped(definition, name, new)
+        active = not stopped and new.state not in spec.pause_in
+        prev = old.sla.clocks.get(name) if old is not None else None
+        if prev is None:  # the clock starts when the customer asked
+            elapsed = 0
+            running_since: datetime | None = new.received_at if active else None
+            breached_at, recorded, stopped_at = None, False, (event.at if stopped else None)
+        else:
+            elapsed, running_since = prev.elapsed_s, prev.running_since
+            breached_at, recorded, stopped_at = (
+                prev.breached_at,
+                prev.breach_recorded,
+                prev.stopped_at,
+            )
+            if running_since is not None and not active:
+                elapsed += int(cal.between(running_since, event.at).total_seconds())
+                running_since = None
+            elif running_since is None and active:
+                running_since = event.at
+            stopped_at = (stopped_at or event.at) if stopped else None
+            if event.kind == "sla_breached" and event.data.get("clock") == name:
+                recorded = True
+                breached_at = breached_at or prev.due_at
+        due_at = None
+        if target is not None and running_since is not None:
+            due_at = cal.add(running_since, timedelta(seconds=max(target - elapsed, 0)))
+        if (
+            breached_at is None
+            and target is not None
+            and running_since is None
+            and elapsed > target
+            and prev is not None
+            and prev.due_at is not None
+        ):  # stopped or paused after its due instant: the breach happened at that instant
+            breached_at = prev.due_at
+        clocks[name] = ClockState(
+            target, elapsed, running_since, stopped_at, due_at, breached_at, recorded
+        )
+    return _summary(definition, clocks)
+
+
+def _summary(definition: Definition, clocks: dict[str, ClockState]) -> SlaFields:
+    cal = definition.calendar
+    dues: list[datetime] = []
+    risks: list[datetime] = []
+    for c in clocks.values():
+        if c.due_at is None or c.target_s is None or c.running_since is None or c.breach_recorded:
+            continue
+        dues.append(c.due_at)
+        risk_left = c.target_s * (1 - AT_RISK_FRACTION) - c.elapsed_s
+        risks.append(cal.add(c.running_since, timedelta(seconds=max(int(risk_left), 0))))
+    breaches = [c.breached_at for c in clocks.values() if c.breached_at is not None]
+    return SlaFields(
+        clocks,
+        min(dues) if dues else None,
+        min(risks) if risks else None,
+        min(breaches) if breaches else None,
+    )
+
+
+def due_breaches(ticket: TicketState, now: datetime) -> list[str]:
+    """Names of running clocks past their due instant whose breach is not recorded yet."""
+    return [
+        name
+        for name, c in ticket.sla.clocks.items()
+        if not c.breach_recorded
+        and c.due_at is not None
+        and c.running_since is not None
+        and c.due_at <= now
+    ]
+
+
+def clock_report(definition: Definition, clock: ClockState, now: datetime) -> dict[str, Any]:
+    """The API's view of one clock at ``now``."""
+    elapsed = clock.elapsed_s
+    if clock.running_since is not None and now > clock.running_since:
+        elapsed += int(definition.calendar.between(clock.running_since, now).total_seconds())
+    status: Status
+    if clock.target_s is None:
+        status = "none"
+    elif clock.breached_at is not None or (clock.due_at is not None and clock.due_at <= now):
+        status = "breached"
+    elif clock.stopped_at is not None:
+        status = "met"
+    elif clock.running_since is None:
+        status = "paused"
+    else:
+        status = "running"
+    breached_at = clock.breached_at
+    if breached_at is None and status == "breached":
+        breached_at = clock.due_at
+    return {
+        "target_business_seconds": clock.target_s,
+        "due_at": clock.due_at,
+        "status": status,
+        "stopped_at": clock.stopped_at,
+        "elapsed_business_seconds": elapsed,
+        "remaining_business_seconds": None if clock.target_s is None else clock.target_s - elapsed,
+        "breached_at": breached_at,
+    }
+
+
+def _iso(d: datetime | None) -> str | None:
+    return None if d is None else d.astimezone(UTC).isoformat()
+
+
+def _parse(s: str | None) -> datetime | None:
+    return None if s is None else datetime.fromisoformat(s)
+
+
+def _utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -27,8 +27,10 @@ def _validate(args: argparse.Namespace) -> int:
             print(exc.detail, file=sys.stderr)
             status = 1
         else:
-            print(f"{path}: ok ({d.name} {d.version}, #{d.hash}, {len(d.spec.states)} states, "
-                  f"{len(d.transitions)} transitions)")
+            print(
+                f"{path}: ok ({d.name} {d.version}, #{d.hash}, {len(d.spec.states)} states, "
+                f"{len(d.transitions)} transitions)"
+            )
     return status
 
 

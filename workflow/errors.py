@@ -83,14 +83,15 @@ class UnknownTrigger(TierflowError):
 
 
 class InvalidTransition(TierflowError):
-    def __init__(self, trigger: str, state: str, possible: list[str]) -> None:
+    def __init__(
+        self, trigger: str, state: str, possible: list[str], why: str | None = None
+    ) -> None:
         self.trigger = trigger
         self.state = state
         self.possible = possible
         now = ", ".join(possible) if possible else "none (final state)"
-        super().__init__(
-            f"trigger {trigger!r} is not possible from state {state!r}; possible now: {now}"
-        )
+        what = why or f"trigger {trigger!r} is not possible from state {state!r}"
+        super().__init__(f"{what}; possible now: {now}")
 
 
 class Forbidden(TierflowError):

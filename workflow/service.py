@@ -481,7 +481,9 @@ class Tierflow:
         def decide(ticket: TicketState, d: Definition, now: datetime) -> _Decision:
             self._require_staff(d, role, "respond to the customer")
             if d.is_final(ticket.state):
-                raise InvalidTransition("respond", ticket.state, [])
+                raise InvalidTransition(
+                    "respond", ticket.state, [], f"the ticket is {ticket.state} (final)"
+                )
             event = EventRecord(kind="response", at=now, response=True)
             return _Decision([(event, body)])
 
@@ -522,7 +524,9 @@ class Tierflow:
             if not changes:
                 raise InputError("body", "nothing to update: give complexity, urgency or category")
             if d.is_final(ticket.state):
-                raise InvalidTransition("update", ticket.state, [])
+                raise InvalidTransition(
+                    "update", ticket.state, [], f"the ticket is {ticket.state} (final)"
+                )
             changes = {k: v for k, v in changes.items() if getattr(ticket, k) != v}
             if not changes:
                 return _Decision([])
@@ -552,7 +556,12 @@ class Tierflow:
             if pb is None:
                 raise InputError("step", f"workflow {d.name!r} defines no playbook")
             if ticket.state != pb.state:
-                raise InvalidTransition(f"playbook step {step!r}", ticket.state, [])
+                raise InvalidTransition(
+                    "playbook_step",
+                    ticket.state,
+                    list(d.by_state[ticket.state]),
+                    f"playbook steps are recorded in state {pb.state!r}, not {ticket.state!r}",
+                )
             allowed = d.expand_roles(pb.roles)
             if role != ADMIN and role not in allowed:
                 raise Forbidden(role, "record playbook steps", sorted(allowed))

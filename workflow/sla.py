@@ -34,6 +34,7 @@ __all__ = [
 AT_RISK_FRACTION = 0.2
 """A running clock is at risk when less than this fraction of its target is left."""
 
+_SECOND = timedelta(seconds=1)
 Status = Literal["running", "paused", "met", "breached", "none"]
 
 
@@ -139,7 +140,7 @@ def sla_fields(
                 prev.stopped_at,
             )
             if running_since is not None and not active:
-                elapsed += int(cal.between(running_since, event.at).total_seconds())
+                elapsed += cal.between(running_since, event.at) // _SECOND
                 running_since = None
             elif running_since is None and active:
                 running_since = event.at
@@ -200,7 +201,7 @@ def clock_report(definition: Definition, clock: ClockState, now: datetime) -> di
     """The API's view of one clock at ``now``."""
     elapsed = clock.elapsed_s
     if clock.running_since is not None and now > clock.running_since:
-        elapsed += int(definition.calendar.between(clock.running_since, now).total_seconds())
+        elapsed += definition.calendar.between(clock.running_since, now) // _SECOND
     status: Status
     if clock.target_s is None:
         status = "none"

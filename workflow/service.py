@@ -555,6 +555,9 @@ class Tierflow:
             pb = d.spec.playbook
             if pb is None:
                 raise InputError("step", f"workflow {d.name!r} defines no playbook")
+            allowed = d.expand_roles(pb.roles)
+            if role != ADMIN and role not in allowed:
+                raise Forbidden(role, "record playbook steps", sorted(allowed))
             if ticket.state != pb.state:
                 raise InvalidTransition(
                     "playbook_step",
@@ -562,9 +565,6 @@ class Tierflow:
                     list(d.by_state[ticket.state]),
                     f"playbook steps are recorded in state {pb.state!r}, not {ticket.state!r}",
                 )
-            allowed = d.expand_roles(pb.roles)
-            if role != ADMIN and role not in allowed:
-                raise Forbidden(role, "record playbook steps", sorted(allowed))
             cat = d.category(ticket.kind, ticket.category)
             steps = cat.playbook if cat else []
             ids = [s.id for s in steps]

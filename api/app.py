@@ -1,0 +1,74 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from workflow import Tierflow
+
+from . import problems
+from .routes import accounts, health, tickets, workflows
+from .settings import Settings
+from .tokens import TokenStore
+
+log = logging.getLogger("tierflow")
+
+DESCRIPTION = """
+tierflow runs a tiered-support policy (Levels 1-3, administrative A/B) as a state machine.
+
+* Authenticate with `Authorization: Bearer <token>` (every route except `/healthz`).
+* Errors are `application/problem+json` (RFC 9457) with a stable `type`.
+* Fire triggers with `If-Match` (optimistic concurrency) and `Idempotency-Key` (safe retries).
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Tierflow | None = None,
+    background: bool = True,
+) -> FastAPI:
+    settings = settings or Settings()
+    engine = engine or Tierflow(settings.database_url)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if background and settings.sla_scan_seconds > 0:
+            task = asyncio.create_task(_scan_forever(engine, settings.sla_scan_seconds))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(title="tierflow", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.engine = engine
+    app.state.tokens = TokenStore(engine, settings.admin_token)
+    problems.install(app)
+    for module in (health, accounts, tickets, workflows):
+        app.include_router(module.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Entry point for uvicorn workers (``--factory``): settings from the environment."""
+    return create_app()
+
+
+async def _scan_forever(engine: Tierflow, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            n = await asyncio.to_thread(engine.scan_sla)
+            if n:
+                log.info("sla scan: recorded breaches on %d ticket(s)", n)
+        except Exception:  # the scanner must outlive a database hiccup
+            log.exception("sla scan failed; retrying in %.0f s", every)

@@ -1,0 +1,52 @@
+"""HTTP details shared by the routes: ETags, If-Match, Idempotency-Key."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Header, Response
+
+from workflow import Idempotency, InputError, TicketView
+
+from .schemas import TicketPublic
+
+IfMatch = Annotated[
+    str | None,
+    Header(description='Apply only if the ticket is at this version (its ETag, e.g. "3").'),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=200,
+        description="A retry with the same key returns the first answer and changes nothing.",
+    ),
+]
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def expected_version(if_match: str | None) -> int | None:
+    """The version named by ``If-Match`` (``"3"``, ``W/"3"`` or ``3``); None when absent."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    raw = if_match.strip().removeprefix("W/").strip('"')
+    if not raw.isdigit():
+        raise InputError("If-Match", f'expected a ticket ETag such as "3", got {if_match!r}')
+    return int(raw)
+
+
+def idempotency(key: str | None, *parts: Any) -> Idempotency | None:
+    if key is None:
+        return None
+    if not key.strip():
+        raise InputError("Idempotency-Key", "must not be empty")
+    return Idempotency.of(key.strip(), *parts)
+
+
+def ticket_answer(response: Response, ticket: TicketView) -> TicketPublic:
+    response.headers["ETag"] = etag(ticket.version)
+    if ticket.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return TicketPublic.of(ticket)

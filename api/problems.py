@@ -1,0 +1,114 @@
+"""Errors are answers: every refusal becomes an RFC 9457 ``application/problem+json`` body.
+
+One table maps the domain's exception hierarchy (``workflow.errors``) to a status and a stable
+``type``; nothing else in ``api/`` builds error responses by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from workflow import errors as e
+
+MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "/problems/"
+
+# exception class -> (status, type slug, title)
+_TABLE: list[tuple[type[e.TierflowError], int, str, str]] = [
+    (e.NotFound, 404, "not-found", "Not found"),
+    (e.UnknownTrigger, 404, "unknown-trigger", "Unknown trigger"),
+    (e.InvalidTransition, 409, "invalid-transition", "Trigger not possible now"),
+    (e.GuardFailed, 422, "guard-failed", "Refused by guard"),
+    (e.Forbidden, 403, "forbidden", "Not allowed for this role"),
+    (e.VersionMismatch, 412, "version-mismatch", "Version mismatch"),
+    (e.Conflict, 409, "conflict", "Concurrent update"),
+    (e.IdempotencyMismatch, 422, "idempotency-key-reused", "Idempotency key reused"),
+    (e.InputError, 422, "validation", "Invalid request"),
+]
+
+
+class Unauthorized(Exception):
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+
+
+class ServiceUnavailable(Exception):
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+
+
+def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": TYPE_BASE + slug, "title": title, "status": status, "detail": detail, **extra}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _extensions(exc: e.TierflowError) -> dict[str, Any]:
+    if isinstance(exc, e.GuardFailed):
+        return {
+            "trigger": exc.trigger,
+            "reasons": [{"guard": r.guard, "message": r.message} for r in exc.reasons],
+        }
+    if isinstance(exc, e.InvalidTransition):
+        return {"state": exc.state, "possible": exc.possible}
+    if isinstance(exc, e.UnknownTrigger):
+        return {"known": exc.known}
+    if isinstance(exc, e.VersionMismatch):
+        return {"current_version": exc.current}
+    if isinstance(exc, e.InputError):
+        return {"errors": [{"loc": ["body", *exc.field.split(".")], "msg": exc.detail}]}
+    if isinstance(exc, e.Forbidden):
+        return {"role": exc.role, "allowed": exc.allowed}
+    return {}
+
+
+def domain_problem(exc: e.TierflowError) -> JSONResponse:
+    for cls, status, slug, title in _TABLE:
+        if isinstance(exc, cls):
+            return problem(status, slug, title, exc.detail, **_extensions(exc))
+    return problem(500, "internal", "Internal error", exc.detail)
+
+
+def install(app: FastAPI) -> None:
+    async def on_domain(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, e.TierflowError)
+        return domain_problem(exc)
+
+    async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
+            for err in exc.errors()
+        ]
+        where = ", ".join(".".join(str(p) for p in err["loc"]) for err in errors[:5])
+        return problem(
+            422,
+            "validation",
+            "Invalid request",
+            f"{len(errors)} invalid field(s): {where}",
+            errors=errors,
+        )
+
+    async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        return problem(exc.status_code, slug, str(exc.detail), str(exc.detail))
+
+    async def on_unauthorized(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Unauthorized)
+        return problem(401, "unauthorized", "Unauthorized", exc.detail)
+
+    async def on_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ServiceUnavailable)
+        return problem(503, "unavailable", "Service unavailable", exc.detail)
+
+    app.add_exception_handler(e.TierflowError, on_domain)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Unauthorized, on_unauthorized)
+    app.add_exception_handler(ServiceUnavailable, on_unavailable)

@@ -1,0 +1,237 @@
+"""Tickets: create, read, list, update fields, fire triggers, respond, playbook, history.
+
+Routes are thin: parse, call one engine method, shape the answer. The engine decides, and its
+typed refusals become problem+json answers in ``api.problems``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response, status
+
+from ..deps import EngineDep, ScopeDep, TicketDep
+from ..http import IdempotencyKey, IfMatch, expected_version, idempotency, ticket_answer
+from ..schemas import (
+    EventPublic,
+    FireRequest,
+    PlaybookStepRequest,
+    ResponseCreate,
+    TicketCreate,
+    TicketPage,
+    TicketPublic,
+    TicketUpdate,
+    TriggerOption,
+)
+
+router = APIRouter(prefix="/v1/accounts/{acct}", tags=["tickets"])
+
+ERRORS: dict[int | str, dict[str, str]] = {
+    404: {"description": "Unknown account or ticket, or unknown trigger (problem+json)"},
+    409: {"description": "Trigger not possible from the current state, or conflict"},
+    412: {"description": "If-Match names a stale version"},
+    422: {"description": "Invalid body, or a guard refused (reasons listed)"},
+}
+
+
+@router.post(
+    "/tickets",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TicketPublic,
+    responses=ERRORS,
+)
+async def create_ticket(
+    body: TicketCreate,
+    scope: ScopeDep,
+    engine: EngineDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> TicketPublic:
+    """Open a ticket. `received_at` imports one raised earlier elsewhere (not in the future)."""
+    ticket = engine.create_ticket(
+        account=scope.account,
+        kind=body.kind,
+        category=body.category,
+        subject=body.subject,
+        description=body.description,
+        channel=body.channel,
+        complexity=body.complexity,
+        urgency=body.urgency,
+        customer_name=body.customer.name if body.customer else None,
+        customer_email=body.customer.email if body.customer else None,
+        received_at=body.received_at,
+        actor=scope.actor,
+        role=scope.role,
+        workflow=body.workflow,
+        idempotency=idempotency(idempotency_key, "create", body.model_dump(mode="json")),
+    )
+    response.headers["Location"] = f"/v1/accounts/{scope.account}/tickets/{ticket.id}"
+    return ticket_answer(response, ticket)
+
+
+@router.get("/tickets", response_model=TicketPage)
+async def list_tickets(
+    scope: ScopeDep,
+    engine: EngineDep,
+    state: str | None = None,
+    level: str | None = None,
+    priority: str | None = None,
+    category: str | None = None,
+    sla: Literal["breached", "at_risk"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> TicketPage:
+    """Tickets of the account, oldest first, in pages (`next_cursor` → `?cursor=`)."""
+    items, next_cursor = engine.list_tickets(
+        account=scope.account,
+        state=state,
+        level=level,
+        priority=priority,
+        category=category,
+        sla=sla,
+        limit=limit,
+        cursor=cursor,
+    )
+    return TicketPage.model_construct(
+        items=[TicketPublic.of(t) for t in items], next_cursor=next_cursor
+    )
+
+
+@router.get("/queue", response_model=list[TicketPublic])
+async def work_queue(
+    scope: ScopeDep,
+    engine: EngineDep,
+    level: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[TicketPublic]:
+    """Open tickets by priority (highest first), then the earliest SLA due instant, then age."""
+    return [
+        TicketPublic.of(t) for t in engine.queue(account=scope.account, level=level, limit=limit)
+    ]
+
+
+@router.get("/tickets/{ticket_id}", response_model=TicketPublic, responses=ERRORS)
+async def get_ticket(ticket: TicketDep, response: Response) -> TicketPublic:
+    return ticket_answer(response, ticket)
+
+
+@router.patch("/tickets/{ticket_id}", response_model=TicketPublic, responses=ERRORS)
+async def update_ticket(
+    ticket_id: int,
+    body: TicketUpdate,
+    scope: ScopeDep,
+    engine: EngineDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> TicketPublic:
+    """Set complexity / urgency (priority follows the matrix) or re-categorise (staff)."""
+    ticket = engine.update_fields(
+        account=scope.account,
+        ticket_id=ticket_id,
+        role=scope.role,
+        actor=scope.actor,
+        complexity=body.complexity,
+        urgency=body.urgency,
+        category=body.category,
+        note=body.note,
+        expected_version=expected_version(if_match),
+    )
+    return ticket_answer(response, ticket)
+
+
+@router.get("/tickets/{ticket_id}/triggers", response_model=list[TriggerOption])
+async def list_triggers(ticket_id: int, scope: ScopeDep, engine: EngineDep) -> list[TriggerOption]:
+    """Every trigger defined from the ticket's state, allowed or blocked (with every reason)
+    for the caller's role. Guards that need a note or data report them as missing."""
+    options = engine.explain(account=scope.account, ticket_id=ticket_id, role=scope.role)
+    return [TriggerOption.of(o) for o in options]
+
+
+@router.post(
+    "/tickets/{ticket_id}/triggers/{trigger}", response_model=TicketPublic, responses=ERRORS
+)
+async def fire_trigger(
+    ticket_id: int,
+    trigger: str,
+    scope: ScopeDep,
+    engine: EngineDep,
+    response: Response,
+    body: FireRequest | None = None,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> TicketPublic:
+    """Fire a trigger. `If-Match` applies it only at that version; `Idempotency-Key` makes a
+    retry return the first answer."""
+    body = body or FireRequest()
+    ticket = engine.fire(
+        account=scope.account,
+        ticket_id=ticket_id,
+        trigger=trigger,
+        role=scope.role,
+        actor=scope.actor,
+        note=body.note,
+        data=body.data,
+        expected_version=expected_version(if_match),
+        idempotency=idempotency(idempotency_key, "fire", ticket_id, trigger, body.note, body.data),
+    )
+    return ticket_answer(response, ticket)
+
+
+@router.post(
+    "/tickets/{ticket_id}/responses",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TicketPublic,
+    responses=ERRORS,
+)
+async def respond(
+    ticket_id: int,
+    body: ResponseCreate,
+    scope: ScopeDep,
+    engine: EngineDep,
+    response: Response,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> TicketPublic:
+    """A staff reply to the customer; the first one stops the first-response clock."""
+    ticket = engine.respond(
+        account=scope.account,
+        ticket_id=ticket_id,
+        body=body.body,
+        role=scope.role,
+        actor=scope.actor,
+        expected_version=expected_version(if_match),
+        idempotency=idempotency(idempotency_key, "respond", ticket_id, body.body),
+    )
+    return ticket_answer(response, ticket)
+
+
+@router.post("/tickets/{ticket_id}/playbook/{step}", response_model=TicketPublic, responses=ERRORS)
+async def record_playbook_step(
+    ticket_id: int,
+    step: str,
+    body: PlaybookStepRequest,
+    scope: ScopeDep,
+    engine: EngineDep,
+    response: Response,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> TicketPublic:
+    """Record the next step of the category's playbook, in order; `solved` resolves."""
+    ticket = engine.record_playbook_step(
+        account=scope.account,
+        ticket_id=ticket_id,
+        step=step,
+        outcome=body.outcome,
+        role=scope.role,
+        actor=scope.actor,
+        note=body.note,
+        expected_version=expected_version(if_match),
+        idempotency=idempotency(idempotency_key, "step", ticket_id, step, body.outcome, body.note),
+    )
+    return ticket_answer(response, ticket)
+
+
+@router.get("/tickets/{ticket_id}/events", response_model=list[EventPublic])
+async def list_events(ticket_id: int, scope: ScopeDep, engine: EngineDep) -> list[EventPublic]:
+    """The ticket's history, oldest first."""
+    return [EventPublic.of(e) for e in engine.events(account=scope.account, ticket_id=ticket_id)]

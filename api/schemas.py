@@ -1,0 +1,264 @@
+"""Request and response bodies of the v1 contract (with the examples ``/docs`` shows)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+
+from workflow import EventView, Option, TicketView
+
+
+def _examples(*examples: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": list(examples)})
+
+
+# --- accounts and tokens -------------------------------------------------------------------
+class AccountCreate(BaseModel):
+    model_config = _examples({"slug": "acme", "name": "Acme Scheduling"})
+
+    slug: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str = Field(min_length=1, max_length=200)
+
+
+class AccountPublic(BaseModel):
+    id: int
+    slug: str
+    name: str
+
+
+class TokenCreate(BaseModel):
+    model_config = _examples({"role": "l1_agent", "name": "chat widget"})
+
+    role: str = Field(min_length=1, max_length=40)
+    name: str = Field(min_length=1, max_length=200)
+
+
+class TokenPublic(BaseModel):
+    id: int
+    role: str
+    name: str
+    token: str = Field(description="Shown only in this answer; only its hash is stored.")
+
+
+# --- tickets -------------------------------------------------------------------------------
+class Customer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr | None = None
+
+
+class TicketCreate(BaseModel):
+    model_config = _examples(
+        {
+            "kind": "technical",
+            "category": "login_password",
+            "subject": "Cannot log in since this morning",
+            "description": "The password reset email never arrives.",
+            "channel": "chat",
+            "complexity": "low",
+            "urgency": "high",
+            "customer": {"name": "Ana Pérez", "email": "ana@example.com"},
+        }
+    )
+
+    kind: str = Field(min_length=1, max_length=40)
+    category: str = Field(min_length=1, max_length=60)
+    subject: str = Field(min_length=1, max_length=300)
+    description: str = Field(default="", max_length=20_000)
+    channel: str = Field(min_length=1, max_length=40)
+    complexity: str | None = None
+    urgency: str | None = None
+    customer: Customer | None = None
+    received_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the customer actually asked (importing older tickets); not in the "
+        "future; defaults to now. ISO 8601 with offset.",
+    )
+    workflow: str = "support"
+
+
+class TicketUpdate(BaseModel):
+    model_config = _examples({"complexity": "medium", "urgency": "critical"})
+
+    complexity: str | None = None
+    urgency: str | None = None
+    category: str | None = None
+    note: str | None = Field(default=None, max_length=20_000)
+
+
+class WorkflowRef(BaseModel):
+    name: str
+    version: str
+    hash: str
+
+
+class SlaClock(BaseModel):
+    target_business_seconds: int | None
+    due_at: datetime | None
+    status: Literal["running", "paused", "met", "breached", "none"]
+    stopped_at: datetime | None
+    elapsed_business_seconds: int
+    remaining_business_seconds: int | None
+    breached_at: datetime | None
+
+
+class TicketPublic(BaseModel):
+    id: int
+    account: str
+    kind: str
+    category: str
+    subject: str
+    description: str
+    channel: str
+    state: str
+    level: Literal["level1", "level2", "level3", "administrative"] | None
+    complexity: str | None
+    urgency: str | None
+    priority: str | None
+    outcome: str | None
+    playbook_position: int = Field(description="Playbook steps recorded so far")
+    customer: Customer | None
+    version: int
+    workflow: WorkflowRef
+    created_at: datetime
+    received_at: datetime
+    updated_at: datetime
+    sla: dict[str, SlaClock]
+
+    @classmethod
+    def of(cls, t: TicketView) -> TicketPublic:
+        return cls.model_construct(
+            id=t.id,
+            account=t.account,
+            kind=t.kind,
+            category=t.category,
+            subject=t.subject,
+            description=t.description,
+            channel=t.channel,
+            state=t.state,
+            level=t.level,
+            complexity=t.complexity,
+            urgency=t.urgency,
+            priority=t.priority,
+            outcome=t.outcome,
+            playbook_position=t.playbook_position,
+            customer=None
+            if t.customer_name is None
+            else Customer.model_construct(name=t.customer_name, email=t.customer_email),
+            version=t.version,
+            workflow=WorkflowRef.model_construct(
+                name=t.workflow, version=t.workflow_version, hash=t.definition_hash
+            ),
+            created_at=t.created_at,
+            received_at=t.received_at,
+            updated_at=t.updated_at,
+            sla={k: SlaClock.model_construct(**v) for k, v in t.sla.items()},
+        )
+
+
+class TicketPage(BaseModel):
+    items: list[TicketPublic]
+    next_cursor: str | None
+
+
+class FireRequest(BaseModel):
+    model_config = _examples(
+        {"note": "Playbook exhausted; customer prefers a call", "data": {"channel": "phone"}},
+        {"data": {"solvable": True, "estimate_hours": 6, "approach": "custom"}},
+    )
+
+    note: str | None = Field(default=None, max_length=20_000)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ResponseCreate(BaseModel):
+    model_config = _examples({"body": "We are looking into it and will call you at 15:00."})
+
+    body: str = Field(min_length=1, max_length=20_000)
+
+
+class PlaybookStepRequest(BaseModel):
+    model_config = _examples({"outcome": "failed"})
+
+    outcome: Literal["failed", "solved"]
+    note: str | None = Field(default=None, max_length=20_000)
+
+
+class ReasonPublic(BaseModel):
+    guard: str
+    message: str
+
+
+class TriggerOption(BaseModel):
+    trigger: str
+    dest: str
+    allowed: bool
+    reasons: list[ReasonPublic]
+
+    @classmethod
+    def of(cls, o: Option) -> TriggerOption:
+        return cls(
+            trigger=o.trigger,
+            dest=o.dest,
+            allowed=o.allowed,
+            reasons=[ReasonPublic(guard=r.guard, message=r.message) for r in o.reasons],
+        )
+
+
+class EventPublic(BaseModel):
+    seq: int
+    kind: str
+    trigger: str | None
+    from_state: str | None
+    to_state: str | None
+    actor: str | None
+    role: str | None
+    note: str | None
+    data: dict[str, Any]
+    changes: dict[str, Any]
+    at: datetime
+
+    @classmethod
+    def of(cls, e: EventView) -> EventPublic:
+        return cls(
+            seq=e.seq,
+            kind=e.kind,
+            trigger=e.trigger,
+            from_state=e.from_state,
+            to_state=e.to_state,
+            actor=e.actor,
+            role=e.role,
+            note=e.note,
+            data=e.data,
+            changes=e.changes,
+            at=e.at,
+        )
+
+
+# --- workflows and health --------------------------------------------------------------------
+class WorkflowSummary(BaseModel):
+    name: str
+    version: str
+    hash: str
+    title: str
+    states: int
+    transitions: int
+
+
+class WorkflowVersion(BaseModel):
+    version: str
+    hash: str
+    first_seen: datetime
+
+
+class WorkflowDetail(WorkflowSummary):
+    versions: list[WorkflowVersion]
+    definition: dict[str, Any]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: Literal["ok", "unreachable"]

@@ -1,0 +1,48 @@
+"""`tierflow serve`: bootstrap (admin token, demo data), then uvicorn."""
+
+from __future__ import annotations
+
+import os
+
+import uvicorn
+
+from workflow import Tierflow
+
+from .demo import load_demo
+from .settings import Settings
+from .tokens import TokenStore
+
+
+def serve(*, host: str, port: int, workers: int, demo: bool, database_url: str | None) -> int:
+    if database_url:
+        os.environ["TIERFLOW_DATABASE_URL"] = database_url
+    settings = Settings()
+    engine = Tierflow(settings.database_url)
+    tokens = TokenStore(engine, settings.admin_token)
+    admin = tokens.ensure_admin()
+    if admin is not None:
+        print("tierflow: created the platform admin token (shown once, only its hash is kept):")
+        print(f"  {admin}")
+    if demo:
+        demo_tokens = load_demo(engine, tokens)
+        if demo_tokens:
+            print("tierflow: demo account 'demo' loaded; tokens (shown once):")
+            for role, token in demo_tokens.items():
+                print(f"  {role:<14} {token}")
+        else:
+            print("tierflow: demo account 'demo' already present")
+    engine.db.dispose()
+    print(
+        f"tierflow: serving {settings.database_url} on http://{host}:{port} (docs: /docs)",
+        flush=True,
+    )
+    uvicorn.run(
+        "api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="info",
+    )
+    return 0

@@ -1,0 +1,18 @@
+"""Service settings, from the environment (``TIERFLOW_*``)."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workflow.db import DEFAULT_URL
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIERFLOW_", extra="ignore")
+
+    database_url: str = DEFAULT_URL
+    """SQLAlchemy URL; default a SQLite file ``tierflow.db`` in the working directory."""
+    admin_token: str | None = None
+    """The platform admin's bearer token. Unset: the first start creates one and prints it."""
+    sla_scan_seconds: float = 60.0
+    """How often ``serve`` records SLA breaches in the background (0 disables)."""

@@ -1,0 +1,183 @@
+"""The real thing: `tierflow serve` on a free loopback port, 32 concurrent clients on SQLite."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.demo import load_demo
+from api.tokens import TokenStore
+from tests.conftest import FakeClock
+from workflow import Tierflow
+
+ADMIN = "server-test-admin"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    port = _free_port()
+    url = f"sqlite:///{tmp_path}/served.db"
+    env = {**os.environ, "TIERFLOW_ADMIN_TOKEN": ADMIN, "TIERFLOW_DATABASE_URL": url}
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):  # at most ~20 s
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("server did not answer /healthz within 20 s")
+        assert proc.poll() is None, (tmp_path / "server.log").read_text()
+        yield base, url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+def test_real_server_under_32_concurrent_clients(server: tuple[str, str]) -> None:
+    base, url = server
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    with httpx.Client(base_url=base, timeout=10) as c:
+        assert (
+            c.post("/v1/accounts", json={"slug": "acme", "name": "Acme"}, headers=admin).status_code
+            == 201
+        )
+        tok = {
+            role: c.post(
+                "/v1/accounts/acme/tokens", json={"role": role, "name": role}, headers=admin
+            ).json()["token"]
+            for role in ("l1_agent", "customer")
+        }
+        agent = {"Authorization": f"Bearer {tok['l1_agent']}"}
+        customer = {"Authorization": f"Bearer {tok['customer']}"}
+        ids = []
+        for i in range(4):
+            t = c.post(
+                "/v1/accounts/acme/tickets",
+                headers=customer,
+                json={
+                    "kind": "technical",
+                    "category": "login_password",
+                    "subject": f"t{i}",
+                    "channel": "chat",
+                },
+            ).json()
+            assert (
+                c.post(
+                    f"/v1/accounts/acme/tickets/{t['id']}/triggers/triage", headers=agent
+                ).status_code
+                == 200
+            )
+            ids.append(t["id"])
+
+    statuses: Counter[int] = Counter()
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        with httpx.Client(base_url=base, timeout=30) as c:
+            for i in range(25):
+                tid = ids[(n + i) % len(ids)]
+                ask = (n + i) % 2 == 0
+                trigger, headers = (
+                    ("request_info", agent) if ask else ("customer_replied", customer)
+                )
+                try:
+                    r = c.post(
+                        f"/v1/accounts/acme/tickets/{tid}/triggers/{trigger}",
+                        json={"note": "need details"} if ask else {},
+                        headers=headers,
+                    )
+                    with lock:
+                        statuses[r.status_code] += 1
+                        if r.status_code not in (200, 409):
+                            failures.append(r.text)
+                except httpx.HTTPError as exc:
+                    with lock:
+                        failures.append(repr(exc))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(32)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert failures == []
+    assert sum(statuses.values()) == 32 * 25
+    assert statuses[200] > 0
+    # every 2xx is exactly one event; nothing else was written
+    with httpx.Client(base_url=base, timeout=10) as c:
+        fired = sum(
+            len(
+                [
+                    e
+                    for e in c.get(
+                        f"/v1/accounts/acme/tickets/{tid}/events", headers=customer
+                    ).json()
+                    if e["kind"] == "transition"
+                ]
+            )
+            - 1
+            for tid in ids
+        )
+    assert fired == statuses[200]
+    check = subprocess.run(
+        [sys.executable, "-m", "api.cli", "--database-url", url, "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stderr
+
+
+def test_demo_covers_every_state(db_url: str, clock: FakeClock) -> None:
+    tf = Tierflow(db_url, clock=clock)
+    tokens = TokenStore(tf, None)
+    issued = load_demo(tf, tokens)
+    assert issued is not None and set(issued) == {
+        "customer",
+        "l1_agent",
+        "l2_specialist",
+        "l3_engineer",
+        "executive",
+        "supervisor",
+        "integration",
+    }
+    items, _ = tf.list_tickets(account="demo", limit=500)
+    (support,) = tf.definitions()
+    assert {t.state for t in items} == set(support.spec.states)
+    assert load_demo(tf, tokens) is None  # a second start keeps the data as it is
+    assert tf.check() == []
+    tf.db.dispose()

@@ -242,7 +242,8 @@ def parse_definition(
         spec = DefinitionSpec.model_validate(data)
     except ValidationError as exc:
         problems = [
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: "
+            f"{err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors()
         ]
         raise DefinitionError(problems, source) from None

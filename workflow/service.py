@@ -461,7 +461,7 @@ class Tierflow:
             )
             return _Decision([(event, note)])
 
-        return self._unit(account, ticket_id, decide, actor, role, expected_version, idempotency)
+        return self._unit(account, ticket_id, decide, actor, role, expected_version, idempotency)[0]
 
     def respond(
         self,
@@ -487,7 +487,7 @@ class Tierflow:
             event = EventRecord(kind="response", at=now, response=True)
             return _Decision([(event, body)])
 
-        return self._unit(account, ticket_id, decide, actor, role, expected_version, idempotency)
+        return self._unit(account, ticket_id, decide, actor, role, expected_version, idempotency)[0]
 
     def update_fields(
         self,
@@ -532,7 +532,7 @@ class Tierflow:
                 return _Decision([])
             return _Decision([(EventRecord(kind="field_update", at=now, changes=changes), note)])
 
-        return self._unit(account, ticket_id, decide, actor, role, expected_version, None)
+        return self._unit(account, ticket_id, decide, actor, role, expected_version, None)[0]
 
     def record_playbook_step(
         self,
@@ -616,7 +616,7 @@ class Tierflow:
                 )
             return _Decision(out)
 
-        return self._unit(account, ticket_id, decide, actor, role, expected_version, idempotency)
+        return self._unit(account, ticket_id, decide, actor, role, expected_version, idempotency)[0]
 
     def scan_sla(self, *, limit: int = 1000) -> int:
         """Record one ``sla_breached`` event per running clock past due; returns how many tickets
@@ -628,14 +628,14 @@ class Tierflow:
         while True:
             with self.db.read() as conn:
                 rows = conn.execute(
-                    sa.select(T.c.id, T.c.account_id, T.c.version)
+                    sa.select(T.c.id, T.c.account_id)
                     .where(T.c.sla_due_at <= now)
                     .order_by(T.c.sla_due_at, T.c.id)
                     .limit(limit)
                 ).all()
             progressed = 0
             for r in rows:
-                view = self._unit(
+                _view, written = self._unit(
                     self.account_slug(r.account_id),
                     r.id,
                     lambda *_: _Decision([]),
@@ -644,7 +644,7 @@ class Tierflow:
                     None,
                     None,
                 )
-                progressed += int(view.version != r.version)
+                progressed += int(written > 0)
             touched += progressed
             if len(rows) < limit or not progressed:
                 return touched
@@ -702,7 +702,8 @@ class Tierflow:
         role: str,
         expected_version: int | None,
         idempotency: Idempotency | None,
-    ) -> TicketView:
+    ) -> tuple[TicketView, int]:
+        """Run ``decide`` in one transaction; returns the ticket and how many events it wrote."""
         account_id = self.account_id(account)
         for _attempt in range(MAX_ATTEMPTS):
             with self.db.write() as conn:
@@ -711,7 +712,7 @@ class Tierflow:
                     if done is not None:
                         if done[0] != ticket_id:
                             raise IdempotencyMismatch(idempotency.key)
-                        return self._view_at(conn, account, ticket_id, done[1])
+                        return self._view_at(conn, account, ticket_id, done[1]), 0
                 row = self._load(conn, account_id, ticket_id)
                 if expected_version is not None and row["version"] != expected_version:
                     raise VersionMismatch(expected_version, row["version"])
@@ -726,7 +727,7 @@ class Tierflow:
                 ]
                 todo = pending + decided
                 if not todo:
-                    return self._view(account, row, d, ticket, now)
+                    return self._view(account, row, d, ticket, now), 0
                 new = ticket
                 for event, _note in todo:
                     new = apply(d, new, event)
@@ -749,7 +750,7 @@ class Tierflow:
                 if expected_version is not None:
                     raise VersionMismatch(expected_version, self._current_version(ticket_id))
                 continue
-            return self._view(account, {**row, "updated_at": now}, d, new, now)
+            return self._view(account, {**row, "updated_at": now}, d, new, now), len(todo)
         raise Conflict(ticket_id, MAX_ATTEMPTS)
 
     def _insert_events(

@@ -1,0 +1,247 @@
+"""SLA clocks through the engine: the policy's worked cases, stop, pause, breach exactly once,
+the breached / at-risk filters and the work queue order. All on an injected clock."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import FakeClock
+from tests.scenarios import ACCOUNT, TECH, TECH_OTHER, new_ticket
+from workflow import DefinitionError, Tierflow
+from workflow.definition import parse_definition
+
+GMT4 = "-04:00"
+
+
+def at(local: str) -> datetime:
+    """An instant written in the policy's GMT-4."""
+    return datetime.fromisoformat(local + GMT4)
+
+
+@pytest.fixture
+def timed(db_url: str, clock: FakeClock) -> Iterator[Tierflow]:
+    """The support workflow with resolution targets (the shipped one has none)."""
+    data = yaml.safe_load(
+        resources.files("workflow.definitions").joinpath("support.yaml").read_text()
+    )
+    data["sla"]["resolution"]["target_hours"] = {"P1": 4, "P2": 8, "all": 27}
+    tf = Tierflow(db_url, clock=clock, definitions=[parse_definition(data)])
+    tf.create_account(slug=ACCOUNT, name="Acme")
+    yield tf
+    tf.db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("received", "due"),
+    [
+        ("2026-11-24T10:00", "2026-11-25T10:00"),  # Tue 10:00 -> Wed 10:00
+        ("2026-11-27T17:30", "2026-11-30T17:30"),  # Fri 17:30 -> Mon 17:30
+        ("2026-11-28T12:00", "2026-11-30T18:00"),  # Sat 12:00 -> Mon 18:00
+        ("2026-11-24T20:00", "2026-11-25T18:00"),  # Tue 20:00 -> Wed 18:00
+    ],
+)
+def test_first_response_worked_cases(
+    tf: Tierflow, clock: FakeClock, received: str, due: str
+) -> None:
+    clock.set(at(received))
+    t = new_ticket(tf, TECH)
+    fr = t.sla["first_response"]
+    assert fr["due_at"] == at(due)
+    assert (fr["status"], fr["target_business_seconds"]) == ("running", 9 * 3600)
+    # the same, for a ticket imported later with its original received_at
+    clock.set(at(received) + timedelta(days=10))
+    imported = new_ticket(tf, TECH, received_at=at(received))
+    assert imported.sla["first_response"]["due_at"] == at(due)
+
+
+@pytest.mark.parametrize(
+    ("how", "args"),
+    [
+        ("respond", {"body": "on it", "role": "l1_agent"}),
+        ("fire", {"trigger": "request_info", "role": "l1_agent", "note": "which browser?"}),
+    ],
+)
+def test_first_response_stops_on_the_first_response(
+    tf: Tierflow, clock: FakeClock, how: str, args: dict[str, Any]
+) -> None:
+    t = new_ticket(tf, TECH)
+    tf.fire(account=ACCOUNT, ticket_id=t.id, trigger="triage", role="l1_agent")
+    clock.advance(hours=2)
+    answered = clock.now
+    t = getattr(tf, how)(account=ACCOUNT, ticket_id=t.id, **args)
+    fr = t.sla["first_response"]
+    assert (fr["status"], fr["stopped_at"], fr["elapsed_business_seconds"]) == (
+        "met", answered, 7200)
+    assert t.first_response_at == answered
+    clock.advance(days=5)
+    t = tf.respond(account=ACCOUNT, ticket_id=t.id, body="again", role="l1_agent")
+    assert t.sla["first_response"]["stopped_at"] == answered  # the first one counts
+    assert t.sla["first_response"]["status"] == "met"
+
+
+def test_resolve_stops_first_response_and_resolution(timed: Tierflow, clock: FakeClock) -> None:
+    t = new_ticket(timed, TECH_OTHER, complexity="high", urgency="high")  # P1: 4 h
+    assert t.sla["resolution"]["due_at"] == at("2026-11-24T14:00")
+    timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="triage", role="l1_agent")
+    timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="escalate", role="l1_agent",
+               data={"channel": "phone"})
+    clock.advance(hours=3)
+    t = timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="resolve", role="l2_specialist",
+                   note="fixed")
+    assert {k: (v["status"], v["elapsed_business_seconds"]) for k, v in t.sla.items()} == {
+        "first_response": ("met", 3 * 3600),
+        "resolution": ("met", 3 * 3600),
+    }
+
+
+def test_waiting_on_customer_pauses_resolution(timed: Tierflow, clock: FakeClock) -> None:
+    t = new_ticket(timed, TECH, complexity="low", urgency="high")  # P2: 8 h, Tue 10:00
+    timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="triage", role="l1_agent")
+    clock.set(at("2026-11-24T12:00"))
+    t = timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="request_info", role="l1_agent",
+                   note="screenshot please")
+    res = t.sla["resolution"]
+    assert (res["status"], res["due_at"], res["elapsed_business_seconds"]) == (
+        "paused", None, 7200)
+    clock.set(at("2026-11-25T12:00"))  # a business day later: still 2 h used
+    assert timed.get_ticket(account=ACCOUNT, ticket_id=t.id).sla["resolution"][
+        "remaining_business_seconds"] == 6 * 3600
+    t = timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="customer_replied", role="customer")
+    assert (t.sla["resolution"]["status"], t.sla["resolution"]["due_at"]) == (
+        "running", at("2026-11-25T18:00"))
+    assert timed.check() == []
+
+
+def test_priority_change_moves_the_due_instant(timed: Tierflow, clock: FakeClock) -> None:
+    t = new_ticket(timed, TECH)  # no priority: the 'all' target, 27 h = 3 business days
+    assert t.sla["resolution"]["due_at"] == at("2026-11-27T10:00")
+    clock.advance(hours=1)
+    t = timed.update_fields(account=ACCOUNT, ticket_id=t.id, role="l1_agent",
+                            complexity="high", urgency="critical")  # P1: 4 h
+    assert t.sla["resolution"]["due_at"] == at("2026-11-24T14:00")
+
+
+def test_breach_is_recorded_exactly_once(tf: Tierflow, clock: FakeClock) -> None:
+    t = new_ticket(tf, TECH)
+    clock.set(at("2026-11-25T09:59"))
+    assert tf.scan_sla() == 0
+    clock.set(at("2026-11-25T10:00"))
+    assert tf.scan_sla() == 1
+    assert tf.scan_sla() == 0
+    clock.advance(days=1)
+    assert tf.scan_sla() == 0
+    t = tf.fire(account=ACCOUNT, ticket_id=t.id, trigger="triage", role="l1_agent")
+    kinds = [(e.kind, e.data, e.actor, e.role) for e in tf.events(account=ACCOUNT,
+                                                                   ticket_id=t.id)]
+    assert kinds[1:] == [
+        ("sla_breached", {"clock": "first_response"}, "sla-scanner", "system"),
+        ("transition", {}, None, "l1_agent"),
+    ]
+    fr = t.sla["first_response"]
+    assert (fr["status"], fr["breached_at"]) == ("breached", at("2026-11-25T10:00"))
+    t = tf.respond(account=ACCOUNT, ticket_id=t.id, body="sorry for the wait", role="l1_agent")
+    assert t.sla["first_response"]["status"] == "breached"  # late is late
+    assert tf.check() == []
+
+
+def test_a_breach_is_recorded_by_the_next_unit_of_work_if_no_scan_ran(
+    tf: Tierflow, clock: FakeClock
+) -> None:
+    t = new_ticket(tf, TECH)
+    clock.set(at("2026-11-26T10:00"))
+    tf.respond(account=ACCOUNT, ticket_id=t.id, body="late answer", role="l1_agent")
+    events = tf.events(account=ACCOUNT, ticket_id=t.id)
+    assert [e.kind for e in events] == ["created", "sla_breached", "response"]
+    assert tf.scan_sla() == 0
+
+
+def test_concurrent_scanners_record_each_breach_once(db_url: str, clock: FakeClock) -> None:
+    engines = [Tierflow(db_url, clock=clock) for _ in range(3)]
+    engines[0].create_account(slug=ACCOUNT, name="Acme")
+    ids = [new_ticket(engines[0], TECH).id for _ in range(12)]
+    clock.advance(days=3)
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda e=e: results.append(e.scan_sla()))
+               for e in engines]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=60)
+    assert sum(results) == 12
+    for tid in ids:
+        kinds = [e.kind for e in engines[0].events(account=ACCOUNT, ticket_id=tid)]
+        assert kinds.count("sla_breached") == 1
+    for e in engines:
+        e.db.dispose()
+
+
+def test_breached_and_at_risk_filters(tf: Tierflow, clock: FakeClock) -> None:
+    early = new_ticket(tf, TECH).id  # due Wed 10:00
+    clock.set(at("2026-11-24T17:00"))
+    late = new_ticket(tf, TECH).id  # due Wed 17:00
+    answered = new_ticket(tf, TECH).id
+    tf.respond(account=ACCOUNT, ticket_id=answered, body="hello", role="l1_agent")
+
+    def ids(sla: str) -> list[int]:
+        return [t.id for t in tf.list_tickets(account=ACCOUNT, sla=sla)[0]]
+
+    clock.set(at("2026-11-25T08:00"))  # early: 8 h used, 1 h left (< 20 %)
+    assert (ids("at_risk"), ids("breached")) == ([early], [])
+    clock.set(at("2026-11-25T10:00"))
+    assert (ids("at_risk"), ids("breached")) == ([], [early])
+    clock.set(at("2026-11-25T15:30"))  # late: 1.5 h left of 9
+    assert (ids("at_risk"), ids("breached")) == ([late], [early])
+    tf.scan_sla()
+    assert (ids("at_risk"), ids("breached")) == ([late], [early])
+
+
+def test_queue_order(tf: Tierflow, clock: FakeClock) -> None:
+    def make(complexity: str | None, urgency: str | None) -> int:
+        t = new_ticket(tf, TECH, complexity=complexity, urgency=urgency)
+        clock.advance(minutes=10)
+        return t.id
+
+    p3_old = make("low", "medium")
+    p1 = make("high", "high")
+    unprioritised = make(None, None)
+    p3_new = make("medium", "medium")
+    p2 = make("low", "high")
+    p1_imported_earlier = new_ticket(tf, TECH, complexity="low", urgency="critical",
+                                     received_at=clock.now - timedelta(days=1)).id
+    done = make("high", "critical")
+    tf.fire(account=ACCOUNT, ticket_id=done, trigger="cancel", role="customer")
+    queue = [t.id for t in tf.queue(account=ACCOUNT)]
+    assert queue == [p1_imported_earlier, p1, p2, p3_old, p3_new, unprioritised]
+    tf.fire(account=ACCOUNT, ticket_id=p2, trigger="triage", role="l1_agent")
+    assert [t.id for t in tf.queue(account=ACCOUNT, level="level1")] == [p2]
+
+
+@pytest.mark.parametrize(
+    ("calendar", "problem"),
+    [
+        ({"hours": {"mon": ["09:00-12:00", "11:00-13:00"]}},
+         "calendar.hours: hours.mon: intervals '09:00-12:00' and '11:00-13:00' overlap"),
+        ({"hours": {"tue": ["18:00-09:00"]}},
+         "calendar.hours: hours.tue: interval '18:00-09:00' ends at or before it starts"),
+        ({"timezone": "Mars/Olympus"},
+         "calendar.timezone: timezone: unknown timezone 'Mars/Olympus'; expected an IANA zone "
+         "name such as 'America/Santiago' or 'Etc/GMT+4' (= UTC-4, IANA inverts the sign)"),
+    ],
+)
+def test_bad_calendar_fails_validation(calendar: dict[str, Any], problem: str) -> None:
+    data = yaml.safe_load(
+        resources.files("workflow.definitions").joinpath("support.yaml").read_text()
+    )
+    broken = copy.deepcopy(data)
+    broken["calendar"].update(calendar)
+    with pytest.raises(DefinitionError) as info:
+        parse_definition(broken)
+    assert info.value.problems == [problem]

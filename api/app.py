@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from workflow import Tierflow
+from workflow import Tierflow, schema
+from workflow.db import Database
 
 from . import problems
 from .routes import accounts, health, tickets, workflows
@@ -34,7 +35,10 @@ def create_app(
     background: bool = True,
 ) -> FastAPI:
     settings = settings or Settings()
-    engine = engine or Tierflow(settings.database_url)
+    if engine is None:
+        db = Database(settings.database_url)
+        schema.require_current(db)  # migrations are run on purpose: `tierflow db upgrade`
+        engine = Tierflow(db, create_schema=False)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -4,6 +4,7 @@
     tierflow check                replay every ticket's history against the stored tickets
     tierflow serve [--demo]       run the HTTP service (uvicorn)
     tierflow sla scan             record SLA breaches now
+    tierflow db upgrade|status    migrate the schema / show its revision
     tierflow render               draw a workflow (or a ticket's place in it)
 
 Heavy imports (FastAPI, uvicorn, Graphviz) happen inside the commands that need them.
@@ -15,7 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from workflow import DefinitionError, Tierflow, load_definition
+from workflow import DefinitionError, Tierflow, TierflowError, load_definition
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -44,6 +45,29 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     print("check: every ticket's history replays to its stored state")
     return 0
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from workflow import schema
+    from workflow.db import Database
+
+    db = Database(args.database_url)
+    before = schema.status(db).current
+    schema.upgrade(db)
+    after = schema.status(db)
+    print(f"db upgrade: {db.url}: {before or 'empty'} -> {after.current}")
+    return 0
+
+
+def _db_status(args: argparse.Namespace) -> int:
+    from workflow import schema
+    from workflow.db import Database
+
+    db = Database(args.database_url)
+    s = schema.status(db)
+    state = "up to date" if s.up_to_date else "needs `tierflow db upgrade`"
+    print(f"db status: {db.url}: at {s.current or 'empty'}, newest {s.head} ({state})")
+    return 0 if s.up_to_date else 1
 
 
 def _sla_scan(args: argparse.Namespace) -> int:
@@ -94,6 +118,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--demo", action="store_true", help="load a demo account with tickets")
     s.set_defaults(func=_serve)
 
+    dbp = sub.add_parser("db", help="database schema (Alembic migrations)")
+    db_sub = dbp.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="migrate to the newest schema").set_defaults(func=_db_upgrade)
+    db_sub.add_parser("status", help="show the schema revision").set_defaults(func=_db_status)
+
     sla = sub.add_parser("sla", help="SLA clocks")
     sla_sub = sla.add_subparsers(dest="sla_command", required=True)
     scan = sla_sub.add_parser("scan", help="record breaches of running clocks now")
@@ -114,8 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except DefinitionError as exc:
-        print(exc.detail, file=sys.stderr)
+    except TierflowError as exc:
+        print(f"tierflow: {exc.detail}", file=sys.stderr)
         return 1
 
 

@@ -6,7 +6,8 @@ import os
 
 import uvicorn
 
-from workflow import Tierflow
+from workflow import Tierflow, schema
+from workflow.db import Database
 
 from .demo import load_demo
 from .settings import Settings
@@ -17,7 +18,11 @@ def serve(*, host: str, port: int, workers: int, demo: bool, database_url: str |
     if database_url:
         os.environ["TIERFLOW_DATABASE_URL"] = database_url
     settings = Settings()
-    engine = Tierflow(settings.database_url)
+    db = Database(settings.database_url)
+    if schema.is_empty(db):  # first start: create the schema
+        schema.upgrade(db)
+    schema.require_current(db)  # an outdated one is migrated on purpose, not by serve
+    engine = Tierflow(db, create_schema=False)
     tokens = TokenStore(engine, settings.admin_token)
     admin = tokens.ensure_admin()
     if admin is not None:

@@ -181,3 +181,32 @@ def test_demo_covers_every_state(db_url: str, clock: FakeClock) -> None:
     assert load_demo(tf, tokens) is None  # a second start keeps the data as it is
     assert tf.check() == []
     tf.db.dispose()
+
+
+def test_serve_refuses_an_outdated_schema(tmp_path: Path) -> None:
+    from sqlmodel import SQLModel
+
+    from workflow.db import Database
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    db = Database(url)
+    SQLModel.metadata.create_all(db.engine)  # tables without a recorded migration
+    db.dispose()
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "api.cli",
+            "--database-url",
+            url,
+            "serve",
+            "--port",
+            str(_free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 1
+    assert "run `tierflow db upgrade`" in out.stderr

@@ -128,8 +128,10 @@ class Tierflow:
     ) -> None:
         self.db = database if isinstance(database, Database) else Database(database)
         self.clock = clock
-        if create_schema:
-            self.db.create_all()
+        if create_schema:  # bring the schema to the newest migration (idempotent)
+            from .schema import upgrade
+
+            upgrade(self.db)
         self._by_hash: dict[str, Definition] = {}
         self._latest: dict[str, Definition] = {}
         self._accounts: dict[str, int] = {}

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from workflow import Tierflow, schema
 from workflow.db import Database
 
-from . import problems
+from . import observability, problems
 from .routes import accounts, health, tickets, workflows
 from .settings import Settings
 from .tokens import TokenStore
@@ -57,6 +57,8 @@ def create_app(
     app.state.engine = engine
     app.state.tokens = TokenStore(engine, settings.admin_token)
     problems.install(app)
+    observability.install(app)
+    observability.observe_engine(engine)
     for module in (health, accounts, tickets, workflows):
         app.include_router(module.router)
     return app
@@ -64,15 +66,19 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """Entry point for uvicorn workers (``--factory``): settings from the environment."""
+    observability.configure_logging()
     return create_app()
 
 
 async def _scan_forever(engine: Tierflow, every: float) -> None:
+    """Background jobs: record SLA breaches, close tickets past their auto-close delay.
+    Several servers may run this at once: each job takes a database-wide lock first."""
     while True:
         await asyncio.sleep(every)
         try:
-            n = await asyncio.to_thread(engine.scan_sla)
-            if n:
-                log.info("sla scan: recorded breaches on %d ticket(s)", n)
-        except Exception:  # the scanner must outlive a database hiccup
-            log.exception("sla scan failed; retrying in %.0f s", every)
+            breached = await asyncio.to_thread(engine.scan_sla)
+            closed = await asyncio.to_thread(engine.close_expired)
+            if breached or closed:
+                log.info("background: breaches on %d ticket(s), %d auto-closed", breached, closed)
+        except Exception:  # the jobs must outlive a database hiccup
+            log.exception("background jobs failed; retrying in %.0f s", every)

@@ -5,6 +5,7 @@
     tierflow serve [--demo]       run the HTTP service (uvicorn)
     tierflow sla scan             record SLA breaches now
     tierflow db upgrade|status    migrate the schema / show its revision
+    tierflow auto-close           close tickets past their definition's auto-close delay now
     tierflow render               draw a workflow (or a ticket's place in it)
 
 Heavy imports (FastAPI, uvicorn, Graphviz) happen inside the commands that need them.
@@ -77,6 +78,12 @@ def _sla_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _auto_close(args: argparse.Namespace) -> int:
+    tf = Tierflow(args.database_url)
+    print(f"auto-close: closed {tf.close_expired()} ticket(s)")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from .server import serve
 
@@ -127,6 +134,9 @@ def parser() -> argparse.ArgumentParser:
     sla_sub = sla.add_subparsers(dest="sla_command", required=True)
     scan = sla_sub.add_parser("scan", help="record breaches of running clocks now")
     scan.set_defaults(func=_sla_scan)
+
+    ac = sub.add_parser("auto-close", help="close tickets past their auto-close delay now")
+    ac.set_defaults(func=_auto_close)
 
     r = sub.add_parser("render", help="render a workflow diagram")
     r.add_argument("--workflow", default="support")

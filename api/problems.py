@@ -15,6 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workflow import errors as e
 
+from .observability import count_guard_refusal
+
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "/problems/"
 
@@ -68,6 +70,8 @@ def _extensions(exc: e.TierflowError) -> dict[str, Any]:
 
 
 def domain_problem(exc: e.TierflowError) -> JSONResponse:
+    if isinstance(exc, e.GuardFailed):
+        count_guard_refusal(exc.trigger, [r.guard for r in exc.reasons])
     for cls, status, slug, title in _TABLE:
         if isinstance(exc, cls):
             return problem(status, slug, title, exc.detail, **_extensions(exc))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import uvicorn
 
@@ -37,6 +38,9 @@ def serve(*, host: str, port: int, workers: int, demo: bool, database_url: str |
         else:
             print("tierflow: demo account 'demo' already present")
     engine.db.dispose()
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # every worker writes its metrics here; /metrics sums them
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tierflow-metrics-")
     print(
         f"tierflow: serving {settings.database_url} on http://{host}:{port} (docs: /docs)",
         flush=True,

@@ -602,3 +602,92 @@ def test_openapi_documents_every_endpoint_with_examples(client: TestClient) -> N
     ):
         assert schemas[name]["examples"], name
     assert client.get("/docs").status_code == 200
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith((name + "{", name + " ")) and all(
+            f'{k}="{v}"' in line for k, v in labels.items()
+        ):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_requests_transitions_refusals_and_breaches(
+    acme: Api, clock: FakeClock
+) -> None:
+    c = acme.client
+
+    def scrape() -> str:
+        r = c.get("/metrics", headers=auth(ADMIN_TOKEN))
+        assert r.status_code == 200
+        return r.text
+
+    before = scrape()
+    t = acme.create()
+    acme.fire(t["id"], "triage", "l1_agent")
+    acme.fire(t["id"], "start_solving", "l1_agent", expect=422)
+    clock.advance(days=3)
+    c.app.state.engine.scan_sla()  # type: ignore[attr-defined]
+    after = scrape()
+
+    def delta(name: str, **labels: str) -> float:
+        return _metric(after, name, **labels) - _metric(before, name, **labels)
+
+    assert delta("tierflow_transitions_total", workflow="support", trigger="triage") == 1
+    assert (
+        delta("tierflow_guard_refusals_total", trigger="start_solving", guard="priority_known") == 1
+    )
+    assert delta("tierflow_sla_breaches_total", clock="first_response") == 1
+    assert (
+        delta(
+            "tierflow_http_requests_total",
+            method="POST",
+            route="/v1/accounts/{acct}/tickets/{ticket_id}/triggers/{trigger}",
+            status="422",
+        )
+        == 1
+    )
+    assert _metric(after, "tierflow_db_seconds_total") > 0
+    _problem(c.get("/metrics", headers=acme.as_("supervisor")), 403, "forbidden")
+    _problem(c.get("/metrics"), 401, "unauthorized")
+
+
+def test_request_id(acme: Api) -> None:
+    c = acme.client
+    r = c.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    r = c.get("/healthz", headers={"X-Request-ID": "bad id; with spaces"})
+    assert len(r.headers["x-request-id"]) == 32
+    assert r.headers["x-request-id"] != "bad id; with spaces"
+
+
+def test_json_logs_carry_the_request_id_and_never_a_token(
+    acme: Api, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import logging
+
+    from api import observability
+
+    observability.configure_logging()
+    monkeypatch.setattr(
+        observability.Observability,
+        "__init__",
+        lambda self, app, slow_seconds=0.0: (setattr(self, "app", app), setattr(self, "slow", 0.0))[
+            0
+        ],
+    )
+    app = create_app(
+        Settings(admin_token=ADMIN_TOKEN),
+        engine=acme.client.app.state.engine,  # type: ignore[attr-defined]
+        background=False,
+    )
+    with TestClient(app) as c:
+        c.get(acme.url("/tickets"), headers={**acme.as_("customer"), "X-Request-ID": "req-9"})
+    lines = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
+    assert [(x["msg"], x["request_id"], x["route"], x["status"]) for x in lines] == [
+        ("request", "req-9", "/v1/accounts/{acct}/tickets", 200)
+    ]
+    assert acme.tokens["customer"] not in json.dumps(lines)
+    logging.getLogger("tierflow").handlers.clear()

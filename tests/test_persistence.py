@@ -341,3 +341,37 @@ def test_admin_b_scenario_events(tf: Tierflow) -> None:
     ]
     assert events[2].changes == {"channel": "email"}
     assert events[3].note == "refund approved"
+
+
+@pytest.mark.parametrize(("days", "closed"), [(6.99, False), (7, True)])
+def test_auto_close_after_the_reopen_window(
+    tf: Tierflow, clock: FakeClock, days: float, closed: bool
+) -> None:
+    resolved = reach(tf, "resolved")
+    reopened = reach(tf, "resolved")
+    tf.fire(account=ACCOUNT, ticket_id=reopened.id, trigger="reopen", role="customer")
+    clock.advance(days=days)
+    assert tf.close_expired() == int(closed)
+    t = tf.get_ticket(account=ACCOUNT, ticket_id=resolved.id)
+    assert t.state == ("closed" if closed else "resolved")
+    assert tf.get_ticket(account=ACCOUNT, ticket_id=reopened.id).state == "l1_solving"
+    if closed:
+        last = tf.events(account=ACCOUNT, ticket_id=resolved.id)[-1]
+        assert (last.trigger, last.actor, last.role, last.note) == (
+            "close",
+            "auto-close",
+            "system",
+            "closed automatically after 7 days in resolved",
+        )
+        assert tf.close_expired() == 0
+    assert tf.check() == []
+
+
+def test_only_one_background_runner_at_a_time(tf: Tierflow) -> None:
+    with tf.db.exclusive("tierflow:auto-close") as first:
+        assert first
+        with tf.db.exclusive("tierflow:auto-close") as second:
+            assert not second
+        assert tf.close_expired() == 0  # somebody else is running it
+    with tf.db.exclusive("tierflow:auto-close") as again:
+        assert again

@@ -46,3 +46,20 @@ def test_a_schema_without_migrations_is_refused(db_url: str) -> None:
         "run `tierflow db upgrade` (with the same TIERFLOW_DATABASE_URL) first"
     )
     db.dispose()
+
+
+def test_an_older_revision_is_refused_until_upgraded(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = Database(db_url)
+    schema.upgrade(db, "0001")
+    with pytest.raises(schema.SchemaOutdated) as info:
+        schema.require_current(db)
+    assert info.value.detail.startswith(
+        f"database schema is at 0001, this tierflow needs "
+        f"{schema.head()}: run `tierflow db upgrade`"
+    )
+    assert cli(["--database-url", db_url, "db", "upgrade"]) == 0
+    assert capsys.readouterr().out.endswith(f": 0001 -> {schema.head()}\n")
+    schema.require_current(db)
+    db.dispose()

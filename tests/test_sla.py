@@ -79,7 +79,10 @@ def test_first_response_stops_on_the_first_response(
     t = getattr(tf, how)(account=ACCOUNT, ticket_id=t.id, **args)
     fr = t.sla["first_response"]
     assert (fr["status"], fr["stopped_at"], fr["elapsed_business_seconds"]) == (
-        "met", answered, 7200)
+        "met",
+        answered,
+        7200,
+    )
     assert t.first_response_at == answered
     clock.advance(days=5)
     t = tf.respond(account=ACCOUNT, ticket_id=t.id, body="again", role="l1_agent")
@@ -91,11 +94,17 @@ def test_resolve_stops_first_response_and_resolution(timed: Tierflow, clock: Fak
     t = new_ticket(timed, TECH_OTHER, complexity="high", urgency="high")  # P1: 4 h
     assert t.sla["resolution"]["due_at"] == at("2026-11-24T14:00")
     timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="triage", role="l1_agent")
-    timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="escalate", role="l1_agent",
-               data={"channel": "phone"})
+    timed.fire(
+        account=ACCOUNT,
+        ticket_id=t.id,
+        trigger="escalate",
+        role="l1_agent",
+        data={"channel": "phone"},
+    )
     clock.advance(hours=3)
-    t = timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="resolve", role="l2_specialist",
-                   note="fixed")
+    t = timed.fire(
+        account=ACCOUNT, ticket_id=t.id, trigger="resolve", role="l2_specialist", note="fixed"
+    )
     assert {k: (v["status"], v["elapsed_business_seconds"]) for k, v in t.sla.items()} == {
         "first_response": ("met", 3 * 3600),
         "resolution": ("met", 3 * 3600),
@@ -106,17 +115,27 @@ def test_waiting_on_customer_pauses_resolution(timed: Tierflow, clock: FakeClock
     t = new_ticket(timed, TECH, complexity="low", urgency="high")  # P2: 8 h, Tue 10:00
     timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="triage", role="l1_agent")
     clock.set(at("2026-11-24T12:00"))
-    t = timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="request_info", role="l1_agent",
-                   note="screenshot please")
+    t = timed.fire(
+        account=ACCOUNT,
+        ticket_id=t.id,
+        trigger="request_info",
+        role="l1_agent",
+        note="screenshot please",
+    )
     res = t.sla["resolution"]
-    assert (res["status"], res["due_at"], res["elapsed_business_seconds"]) == (
-        "paused", None, 7200)
+    assert (res["status"], res["due_at"], res["elapsed_business_seconds"]) == ("paused", None, 7200)
     clock.set(at("2026-11-25T12:00"))  # a business day later: still 2 h used
-    assert timed.get_ticket(account=ACCOUNT, ticket_id=t.id).sla["resolution"][
-        "remaining_business_seconds"] == 6 * 3600
+    assert (
+        timed.get_ticket(account=ACCOUNT, ticket_id=t.id).sla["resolution"][
+            "remaining_business_seconds"
+        ]
+        == 6 * 3600
+    )
     t = timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="customer_replied", role="customer")
     assert (t.sla["resolution"]["status"], t.sla["resolution"]["due_at"]) == (
-        "running", at("2026-11-25T18:00"))
+        "running",
+        at("2026-11-25T18:00"),
+    )
     assert timed.check() == []
 
 
@@ -124,8 +143,9 @@ def test_priority_change_moves_the_due_instant(timed: Tierflow, clock: FakeClock
     t = new_ticket(timed, TECH)  # no priority: the 'all' target, 27 h = 3 business days
     assert t.sla["resolution"]["due_at"] == at("2026-11-27T10:00")
     clock.advance(hours=1)
-    t = timed.update_fields(account=ACCOUNT, ticket_id=t.id, role="l1_agent",
-                            complexity="high", urgency="critical")  # P1: 4 h
+    t = timed.update_fields(
+        account=ACCOUNT, ticket_id=t.id, role="l1_agent", complexity="high", urgency="critical"
+    )  # P1: 4 h
     assert t.sla["resolution"]["due_at"] == at("2026-11-24T14:00")
 
 
@@ -139,8 +159,7 @@ def test_breach_is_recorded_exactly_once(tf: Tierflow, clock: FakeClock) -> None
     clock.advance(days=1)
     assert tf.scan_sla() == 0
     t = tf.fire(account=ACCOUNT, ticket_id=t.id, trigger="triage", role="l1_agent")
-    kinds = [(e.kind, e.data, e.actor, e.role) for e in tf.events(account=ACCOUNT,
-                                                                   ticket_id=t.id)]
+    kinds = [(e.kind, e.data, e.actor, e.role) for e in tf.events(account=ACCOUNT, ticket_id=t.id)]
     assert kinds[1:] == [
         ("sla_breached", {"clock": "first_response"}, "sla-scanner", "system"),
         ("transition", {}, None, "l1_agent"),
@@ -169,8 +188,7 @@ def test_concurrent_scanners_record_each_breach_once(db_url: str, clock: FakeClo
     ids = [new_ticket(engines[0], TECH).id for _ in range(12)]
     clock.advance(days=3)
     results: list[int] = []
-    threads = [threading.Thread(target=lambda e=e: results.append(e.scan_sla()))
-               for e in engines]
+    threads = [threading.Thread(target=lambda e=e: results.append(e.scan_sla())) for e in engines]
     for th in threads:
         th.start()
     for th in threads:
@@ -214,8 +232,9 @@ def test_queue_order(tf: Tierflow, clock: FakeClock) -> None:
     unprioritised = make(None, None)
     p3_new = make("medium", "medium")
     p2 = make("low", "high")
-    p1_imported_earlier = new_ticket(tf, TECH, complexity="low", urgency="critical",
-                                     received_at=clock.now - timedelta(days=1)).id
+    p1_imported_earlier = new_ticket(
+        tf, TECH, complexity="low", urgency="critical", received_at=clock.now - timedelta(days=1)
+    ).id
     done = make("high", "critical")
     tf.fire(account=ACCOUNT, ticket_id=done, trigger="cancel", role="customer")
     queue = [t.id for t in tf.queue(account=ACCOUNT)]
@@ -227,13 +246,19 @@ def test_queue_order(tf: Tierflow, clock: FakeClock) -> None:
 @pytest.mark.parametrize(
     ("calendar", "problem"),
     [
-        ({"hours": {"mon": ["09:00-12:00", "11:00-13:00"]}},
-         "calendar.hours: hours.mon: intervals '09:00-12:00' and '11:00-13:00' overlap"),
-        ({"hours": {"tue": ["18:00-09:00"]}},
-         "calendar.hours: hours.tue: interval '18:00-09:00' ends at or before it starts"),
-        ({"timezone": "Mars/Olympus"},
-         "calendar.timezone: timezone: unknown timezone 'Mars/Olympus'; expected an IANA zone "
-         "name such as 'America/Santiago' or 'Etc/GMT+4' (= UTC-4, IANA inverts the sign)"),
+        (
+            {"hours": {"mon": ["09:00-12:00", "11:00-13:00"]}},
+            "calendar.hours: hours.mon: intervals '09:00-12:00' and '11:00-13:00' overlap",
+        ),
+        (
+            {"hours": {"tue": ["18:00-09:00"]}},
+            "calendar.hours: hours.tue: interval '18:00-09:00' ends at or before it starts",
+        ),
+        (
+            {"timezone": "Mars/Olympus"},
+            "calendar.timezone: timezone: unknown timezone 'Mars/Olympus'; expected an IANA zone "
+            "name such as 'America/Santiago' or 'Etc/GMT+4' (= UTC-4, IANA inverts the sign)",
+        ),
     ],
 )
 def test_bad_calendar_fails_validation(calendar: dict[str, Any], problem: str) -> None:

@@ -21,7 +21,7 @@ from .errors import (
     UnknownTrigger,
     VersionMismatch,
 )
-from .history import TicketState, replay
+from .history import EventRecord, TicketState, replay
 from .machine import Option, machine_for
 from .service import EventView, Idempotency, TicketView, Tierflow, utcnow
 
@@ -29,6 +29,7 @@ __all__ = [
     "Conflict",
     "Definition",
     "DefinitionError",
+    "EventRecord",
     "EventView",
     "Forbidden",
     "GuardFailed",

@@ -9,6 +9,7 @@ pool and rely on the compare-and-set on ``ticket.version`` for concurrency.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ class Database:
             kwargs.update(pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
         self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
+        self._named: dict[str, threading.Lock] = {}
         if self.is_sqlite:
             _sqlite_pragmas(self.engine)
 
@@ -68,6 +70,33 @@ class Database:
     def read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             yield conn
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Try to become the only runner of ``name`` (a background job) among every process
+        on this database: a PostgreSQL advisory lock, a process lock on SQLite. Yields
+        whether we got it; never waits."""
+        if self.is_sqlite or self.engine.dialect.name != "postgresql":
+            lock = self._named.setdefault(name, threading.Lock())
+            got = lock.acquire(blocking=False)
+            try:
+                yield got
+            finally:
+                if got:
+                    lock.release()
+            return
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with self.engine.connect() as conn:
+            got = bool(
+                conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+            )
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
 
     def ping(self) -> bool:
         try:

@@ -95,6 +95,14 @@ class PlaybookConfig(_Strict):
     on_solved: str
 
 
+class AutoClose(_Strict):
+    """Fire ``trigger`` on tickets that stayed in ``state`` for ``after_days`` (background)."""
+
+    state: str
+    after_days: float = Field(gt=0)
+    trigger: str
+
+
 class SlaClockSpec(_Strict):
     title: str = ""
     target_hours: dict[str, float] = Field(default_factory=dict)
@@ -123,6 +131,7 @@ class DefinitionSpec(_Strict):
     kinds: dict[str, KindSpec] = Field(min_length=1)
     playbook: PlaybookConfig | None = None
     reopen_window_days: float = Field(default=7, gt=0)
+    auto_close: AutoClose | None = None
     calendar: CalendarSpec = Field(default_factory=CalendarSpec)
     sla: dict[str, SlaClockSpec] = Field(default_factory=dict)
     transitions: list[TransitionSpec] = Field(min_length=1)
@@ -384,6 +393,20 @@ def validate(spec: DefinitionSpec) -> list[str]:
         if (pb.on_solved, pb.state) not in seen:
             problems.append(
                 f"playbook.on_solved: trigger {pb.on_solved!r} is not defined from {pb.state!r}"
+            )
+
+    if spec.auto_close is not None:
+        ac = spec.auto_close
+        if (
+            known("state", ac.state, states, "auto_close.state")
+            and (
+                ac.trigger,
+                ac.state,
+            )
+            not in seen
+        ):
+            problems.append(
+                f"auto_close.trigger: trigger {ac.trigger!r} is not defined from {ac.state!r}"
             )
 
     # SLA clocks

@@ -82,6 +82,7 @@ class Ticket(SQLModel, table=True):
         sa.Index("ix_ticket_sla_due", "sla_due_at"),
         sa.Index("ix_ticket_account_risk", "account_id", "sla_risk_at"),
         sa.Index("ix_ticket_account_breached", "account_id", "sla_breached_at"),
+        sa.Index("ix_ticket_state_entered", "state", "state_entered_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,16 +30,29 @@ from .errors import (
     InputError,
     InvalidTransition,
     NotFound,
+    TierflowError,
     VersionMismatch,
 )
 from .history import EventRecord, TicketState, apply, replay
-from .machine import ADMIN, Option, machine_for
+from .machine import ADMIN, Fired, Option, machine_for
 from .models import Account, DefinitionVersion, IdempotencyRecord, Ticket, TicketEvent
 from .sla import SlaFields, clock_report, due_breaches
 
-__all__ = ["MAX_ATTEMPTS", "Clock", "EventView", "Idempotency", "TicketView", "Tierflow", "utcnow"]
+__all__ = [
+    "MAX_ATTEMPTS",
+    "Clock",
+    "EventView",
+    "Idempotency",
+    "Observer",
+    "TicketView",
+    "Tierflow",
+    "utcnow",
+]
 
+log = logging.getLogger("tierflow.engine")
 Clock = Callable[[], datetime]
+Observer = Callable[["TicketView", list[EventRecord]], None]
+"""Called after a unit of work committed, with the ticket and the events it appended."""
 MAX_ATTEMPTS = 8
 """How often a unit of work that lost a race is retried before :class:`Conflict`."""
 
@@ -135,6 +149,7 @@ class Tierflow:
         self._by_hash: dict[str, Definition] = {}
         self._latest: dict[str, Definition] = {}
         self._accounts: dict[str, int] = {}
+        self.observers: list[Observer] = []
         for d in definitions if definitions is not None else builtin_definitions():
             self.register(d)
 
@@ -325,7 +340,9 @@ class Tierflow:
             self._insert_events(conn, ticket_id, account_id, [(event, None)], 0, actor, role)
             if idempotency is not None:
                 self._remember(conn, account_id, idempotency, ticket_id, state.version, now)
-        return self._view(account, {**row, "id": ticket_id}, definition, state, now)
+        view = self._view(account, {**row, "id": ticket_id}, definition, state, now)
+        self._notify(view, [event])
+        return view
 
     # --- reading -------------------------------------------------------------------------
     def get_ticket(self, *, account: str, ticket_id: int) -> TicketView:
@@ -449,19 +466,8 @@ class Tierflow:
         data = dict(data or {})
 
         def decide(ticket: TicketState, d: Definition, now: datetime) -> _Decision:
-            m = machine_for(d)
-            fired = m.fire(ticket, trigger, role=role, now=now, note=note, data=data)
-            event = EventRecord(
-                kind="transition",
-                at=now,
-                trigger=trigger,
-                from_state=ticket.state,
-                to_state=fired.dest,
-                changes=fired.changes,
-                data=data,
-                response=fired.transition.response,
-            )
-            return _Decision([(event, note)])
+            fired = machine_for(d).fire(ticket, trigger, role=role, now=now, note=note, data=data)
+            return _Decision([(_transition_event(ticket, fired, trigger, now, data), note)])
 
         return self._unit(account, ticket_id, decide, actor, role, expected_version, idempotency)[0]
 
@@ -601,21 +607,8 @@ class Tierflow:
                 fired = machine_for(d).fire(
                     after, pb.on_solved, role=ADMIN, now=now, note=resolution, data={}
                 )
-                out.append(
-                    (
-                        EventRecord(
-                            kind="transition",
-                            at=now,
-                            trigger=pb.on_solved,
-                            from_state=after.state,
-                            to_state=fired.dest,
-                            changes=fired.changes,
-                            data={"playbook_step": step},
-                            response=fired.transition.response,
-                        ),
-                        resolution,
-                    )
-                )
+                data = {"playbook_step": step}
+                out.append((_transition_event(after, fired, pb.on_solved, now, data), resolution))
             return _Decision(out)
 
         return self._unit(account, ticket_id, decide, actor, role, expected_version, idempotency)[0]
@@ -625,6 +618,10 @@ class Tierflow:
         got one. Safe to run on several servers at once: each breach lands exactly once (the
         compare-and-set on the ticket's version decides, and a recorded clock is not due again).
         """
+        with self.db.exclusive("tierflow:sla-scan") as mine:
+            return self._scan_sla(limit) if mine else 0
+
+    def _scan_sla(self, limit: int) -> int:
         now = self.clock()
         touched = 0
         while True:
@@ -650,6 +647,61 @@ class Tierflow:
             touched += progressed
             if len(rows) < limit or not progressed:
                 return touched
+
+    def close_expired(self, *, limit: int = 1000) -> int:
+        """Fire each definition's ``auto_close`` trigger on tickets that stayed in its state for
+        ``after_days``; returns how many were closed. One runner at a time across servers."""
+        with self.db.exclusive("tierflow:auto-close") as mine:
+            return self._close_expired(limit) if mine else 0
+
+    def _close_expired(self, limit: int) -> int:
+        now = self.clock()
+        rules = [d.spec.auto_close for d in self._by_hash.values() if d.spec.auto_close]
+        if not rules:
+            return 0
+        states = sorted({r.state for r in rules})
+        oldest = now - timedelta(days=min(r.after_days for r in rules))
+
+        def decide(ticket: TicketState, d: Definition, now: datetime) -> _Decision:
+            rule = d.spec.auto_close
+            if (
+                rule is None
+                or ticket.state != rule.state
+                or now - ticket.state_entered_at < timedelta(days=rule.after_days)
+            ):
+                return _Decision([])  # moved on, or another rule, since we looked
+            fired = machine_for(d).fire(ticket, rule.trigger, role=ADMIN, now=now)
+            note = f"closed automatically after {rule.after_days:g} days in {rule.state}"
+            return _Decision([(_transition_event(ticket, fired, rule.trigger, now, {}), note)])
+
+        closed = 0
+        after_id = 0
+        while True:
+            with self.db.read() as conn:
+                rows = conn.execute(
+                    sa.select(T.c.id, T.c.account_id)
+                    .where(T.c.state.in_(states), T.c.state_entered_at <= oldest, T.c.id > after_id)
+                    .order_by(T.c.id)
+                    .limit(limit)
+                ).all()
+            for r in rows:
+                try:
+                    _view, written = self._unit(
+                        self.account_slug(r.account_id),
+                        r.id,
+                        decide,
+                        "auto-close",
+                        "system",
+                        None,
+                        None,
+                    )
+                except TierflowError as exc:  # a guard on the close trigger: leave it open
+                    log.warning("auto-close skipped ticket %s: %s", r.id, exc.detail)
+                    continue
+                closed += int(written > 0)
+            if len(rows) < limit:
+                return closed
+            after_id = rows[-1].id
 
     # --- integrity -----------------------------------------------------------------------
     def check(self, *, batch: int = 500) -> list[str]:
@@ -752,8 +804,14 @@ class Tierflow:
                 if expected_version is not None:
                     raise VersionMismatch(expected_version, self._current_version(ticket_id))
                 continue
-            return self._view(account, {**row, "updated_at": now}, d, new, now), len(todo)
+            view = self._view(account, {**row, "updated_at": now}, d, new, now)
+            self._notify(view, [e for e, _note in todo])
+            return view, len(todo)
         raise Conflict(ticket_id, MAX_ATTEMPTS)
+
+    def _notify(self, view: TicketView, events: list[EventRecord]) -> None:
+        for observe in self.observers:
+            observe(view, events)
 
     def _insert_events(
         self,
@@ -886,6 +944,21 @@ class Tierflow:
             sla={name: clock_report(d, c, now) for name, c in state.sla.clocks.items()},
             replayed=replayed,
         )
+
+
+def _transition_event(
+    ticket: TicketState, fired: Fired, trigger: str, now: datetime, data: Mapping[str, Any]
+) -> EventRecord:
+    return EventRecord(
+        kind="transition",
+        at=now,
+        trigger=trigger,
+        from_state=ticket.state,
+        to_state=fired.dest,
+        changes=fired.changes,
+        data=data,
+        response=fired.transition.response,
+    )
 
 
 def _state_of(row: Mapping[str, Any] | RowMapping) -> TicketState:

@@ -1,0 +1,178 @@
+"""Metrics (Prometheus) and structured logs with a request id.
+
+* ``/metrics``: requests by route template and status, request latency, transitions by
+  trigger, guard refusals by guard, SLA breaches by clock, database time. With several uvicorn
+  workers, ``tierflow serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` so every worker's figures are
+  summed.
+* Every response carries ``X-Request-ID`` (the caller's, when it sends a sane one); log lines
+  are JSON and carry it. Headers are never logged, so tokens never reach a log.
+
+The middleware is plain ASGI (no ``BaseHTTPMiddleware``): it adds a few microseconds per request.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as prom_multiprocess
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from workflow import EventRecord, TicketView, Tierflow
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+log = logging.getLogger("tierflow.http")
+
+REQUESTS = Counter("tierflow_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram(
+    "tierflow_http_request_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+TRANSITIONS = Counter("tierflow_transitions_total", "Transitions fired", ["workflow", "trigger"])
+GUARD_REFUSALS = Counter(
+    "tierflow_guard_refusals_total", "Triggers refused by a guard", ["trigger", "guard"]
+)
+SLA_BREACHES = Counter("tierflow_sla_breaches_total", "SLA breaches recorded", ["clock"])
+DB_SECONDS = Counter("tierflow_db_seconds_total", "Time spent in database statements")
+
+_SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "request_id": request_id.get(),
+        }
+        line.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.Formatter.converter = time.gmtime
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("tierflow")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+class Observability:
+    """ASGI middleware: request id, request metrics, one JSON line per 5xx or slow request."""
+
+    def __init__(self, app: ASGIApp, slow_seconds: float = 1.0) -> None:
+        self.app = app
+        self.slow = slow_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        rid = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id.set(rid)
+        status = 500
+        start = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            REQUESTS.labels(method, template, str(status)).inc()
+            LATENCY.labels(method, template).observe(elapsed)
+            if status >= 500 or elapsed >= self.slow:
+                log.warning(
+                    "request",
+                    extra={
+                        "fields": {
+                            "method": method,
+                            "route": template,
+                            "status": status,
+                            "ms": round(elapsed * 1000, 1),
+                        }
+                    },
+                )
+            request_id.reset(token)
+
+
+def observe_engine(engine: Tierflow) -> None:
+    """Count transitions and breaches as the engine commits them; time the database."""
+
+    def on_commit(view: TicketView, events: list[EventRecord]) -> None:
+        for e in events:
+            if e.kind == "transition" and e.trigger:
+                TRANSITIONS.labels(view.workflow, e.trigger).inc()
+            elif e.kind == "sla_breached":
+                SLA_BREACHES.labels(str(e.data.get("clock"))).inc()
+
+    if on_commit not in engine.observers:
+        engine.observers.append(on_commit)
+    db_engine = engine.db.engine
+    if not sa.event.contains(db_engine, "before_cursor_execute", _before):
+        sa.event.listen(db_engine, "before_cursor_execute", _before)
+        sa.event.listen(db_engine, "after_cursor_execute", _after)
+
+
+def _before(conn: Any, _cursor: Any, _stmt: Any, _params: Any, _ctx: Any, _many: Any) -> None:
+    conn.info["tf_t0"] = time.perf_counter()
+
+
+def _after(conn: Any, _cursor: Any, _stmt: Any, _params: Any, _ctx: Any, _many: Any) -> None:
+    t0 = conn.info.pop("tf_t0", None)
+    if t0 is not None:
+        DB_SECONDS.inc(time.perf_counter() - t0)
+
+
+def count_guard_refusal(trigger: str, guards: list[str]) -> None:
+    for g in guards:
+        GUARD_REFUSALS.labels(trigger, g).inc()
+
+
+def install(app: FastAPI) -> None:
+    app.add_middleware(Observability)
+
+
+def metrics_payload() -> bytes:
+    """The Prometheus exposition of this process (or of every worker, in multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest()

@@ -1,0 +1,109 @@
+"""Per-state statistics of one account's tickets: the numbers behind the live workflow view.
+
+For every state of a workflow: how many tickets are in it now, how many of those have a breached
+SLA clock, and the median time tickets spent there. Counts come from one ``GROUP BY`` over the
+ticket table; the medians from the history (the time between a ticket's consecutive
+state-entering events), bounded to the account's most recent :data:`MEDIAN_WINDOW` such events
+so the cost does not grow with the account's age.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from .models import Ticket, TicketEvent
+
+if TYPE_CHECKING:
+    from .service import Tierflow
+
+__all__ = ["MEDIAN_WINDOW", "StateStat", "state_stats"]
+
+MEDIAN_WINDOW = 20_000
+"""How many of the account's most recent state-entering events the medians are computed over."""
+
+_T: Any = Ticket.__table__  # type: ignore[attr-defined]
+_E: Any = TicketEvent.__table__  # type: ignore[attr-defined]
+_ENTERING = ("created", "transition")
+
+
+@dataclass(frozen=True, slots=True)
+class StateStat:
+    count: int
+    """Tickets in the state now."""
+    breached: int
+    """Of those, tickets with a breached SLA clock (recorded, or past due and not yet scanned)."""
+    median_seconds: float | None
+    """Median wall-clock time of the completed stays in the state; None without any."""
+    samples: int = 0
+    """How many completed stays the median is over."""
+
+
+EMPTY = StateStat(0, 0, None, 0)
+
+
+def state_stats(
+    tf: Tierflow, *, account: str, workflow: str, window: int = MEDIAN_WINDOW
+) -> dict[str, StateStat]:
+    """Statistics per state for the tickets of ``account`` that run ``workflow``.
+
+    Every state of the workflow's current definition is present (zeros when empty), plus any
+    state only older versions have that still holds tickets. A stay is *completed* when a later
+    state-entering event (``created`` or ``transition``) of the same ticket ends it; the medians
+    look at the ``window`` most recent state-entering events of the account only (the stays they
+    start, if completed), so a long history costs no more than a short one. Breached means
+    ``sla_breached_at`` is set or ``sla_due_at`` has passed at ``tf.clock()``; both the live
+    counts and the breach test read indexed ticket columns.
+
+    Raises :class:`workflow.NotFound` for an unknown account or workflow.
+    """
+    definition = tf.definition(workflow)
+    account_id = tf.account_id(account)
+    now = tf.clock()
+    breached = sa.or_(_T.c.sla_breached_at.is_not(None), _T.c.sla_due_at <= now)
+    counts_q = (
+        sa.select(
+            _T.c.state,
+            sa.func.count().label("n"),
+            sa.func.sum(sa.case((breached, 1), else_=0)).label("breached"),
+        )
+        .where(_T.c.account_id == account_id, _T.c.workflow == workflow)
+        .group_by(_T.c.state)
+    )
+    recent = (
+        sa.select(_E.c.ticket_id, _E.c.seq, _E.c.to_state, _E.c.at)
+        .join(_T, _T.c.id == _E.c.ticket_id)
+        .where(
+            _E.c.account_id == account_id,
+            _T.c.workflow == workflow,
+            _E.c.kind.in_(_ENTERING),
+        )
+        .order_by(_E.c.id.desc())
+        .limit(window)
+        .subquery()
+    )
+    left_at = sa.func.lead(recent.c.at, type_=recent.c.at.type).over(
+        partition_by=recent.c.ticket_id, order_by=recent.c.seq
+    )
+    stays_q = sa.select(recent.c.to_state, recent.c.at, left_at.label("left_at"))
+    with tf.db.read() as conn:
+        counts = conn.execute(counts_q).all()
+        stays = conn.execute(stays_q).all()
+
+    durations: dict[str, list[float]] = defaultdict(list)
+    for state, entered, left in stays:
+        if left is not None and state is not None:
+            durations[state].append((left - entered).total_seconds())
+    out = {state: EMPTY for state in definition.spec.states}
+    for state, n, n_breached in counts:
+        out[state] = StateStat(int(n), int(n_breached or 0), None, 0)
+    for state, values in durations.items():
+        base = out.get(state, EMPTY)
+        out[state] = StateStat(
+            base.count, base.breached, float(statistics.median(values)), len(values)
+        )
+    return out

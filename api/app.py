@@ -13,7 +13,7 @@ from workflow import Tierflow, schema
 from workflow.db import Database
 
 from . import observability, problems
-from .routes import accounts, health, tickets, workflows
+from .routes import accounts, diagrams, health, tickets, workflows
 from .settings import Settings
 from .tokens import TokenStore
 
@@ -59,7 +59,7 @@ def create_app(
     problems.install(app)
     observability.install(app)
     observability.observe_engine(engine)
-    for module in (health, accounts, tickets, workflows):
+    for module in (health, accounts, tickets, workflows, diagrams):
         app.include_router(module.router)
     return app
 

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from diagrams import GraphvizMissing, RenderError
 from workflow import errors as e
 
 from .observability import count_guard_refusal
@@ -111,6 +112,16 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, ServiceUnavailable)
         return problem(503, "unavailable", "Service unavailable", exc.detail)
 
+    async def on_graphviz_missing(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, GraphvizMissing)
+        return problem(503, "graphviz-missing", "Graphviz is not installed", exc.detail)
+
+    async def on_render_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RenderError)
+        return problem(500, "render-failed", "Rendering failed", exc.detail)
+
+    app.add_exception_handler(GraphvizMissing, on_graphviz_missing)
+    app.add_exception_handler(RenderError, on_render_error)
     app.add_exception_handler(e.TierflowError, on_domain)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -1,0 +1,95 @@
+"""Diagrams over HTTP: the workflow (cached per definition version, with an ETag), one ticket's
+place in it, and the live load of one account."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Response
+
+import diagrams
+from workflow import InputError
+from workflow.stats import state_stats
+
+from ..deps import EngineDep, PrincipalDep, ScopeDep, TicketDep
+
+router = APIRouter(tags=["diagrams"])
+
+Format = Literal["svg", "png", "dot", "mmd"]
+IMAGE = {
+    200: {
+        "content": {media: {} for media in diagrams.MEDIA_TYPES.values()},
+        "description": "The diagram (SVG, PNG, Graphviz DOT or Mermaid source)",
+    },
+    503: {"description": "Graphviz (`dot`) is not installed: SVG/PNG unavailable"},
+}
+
+
+def _image(data: bytes, fmt: str, etag: str | None = None) -> Response:
+    headers = (
+        {"ETag": etag, "Cache-Control": "private, max-age=0, must-revalidate"}
+        if etag
+        else {"Cache-Control": "no-store"}
+    )
+    return Response(data, media_type=diagrams.MEDIA_TYPES[fmt], headers=headers)
+
+
+def _show(show: str | None) -> frozenset[str]:
+    try:
+        return diagrams.parse_show(show)
+    except ValueError as exc:
+        raise InputError("show", str(exc)) from None
+
+
+@router.get("/v1/workflows/{name}/diagram.{fmt}", responses=IMAGE, response_class=Response)
+def workflow_diagram(
+    name: str,
+    fmt: Format,
+    engine: EngineDep,
+    _caller: PrincipalDep,
+    version: str | None = None,
+    show: Annotated[str | None, Query(description="comma list: guards,roles")] = None,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The whole workflow; cached per definition version (304 on a matching If-None-Match)."""
+    definition = engine.definition(name, version)
+    shown = _show(show)
+    etag = f'"{definition.hash}-{fmt}-{"+".join(sorted(shown)) or "plain"}"'
+    if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
+        return Response(status_code=304, headers={"ETag": etag})
+    return _image(diagrams.workflow_image(definition, fmt, shown), fmt, etag)
+
+
+@router.get(
+    "/v1/accounts/{acct}/tickets/{ticket_id}/diagram.{fmt}",
+    responses=IMAGE,
+    response_class=Response,
+)
+def ticket_diagram(fmt: Format, ticket: TicketDep, scope: ScopeDep, engine: EngineDep) -> Response:
+    """One ticket: its current state, the path it took (numbered), time in each state, and the
+    triggers the caller's role may fire now (blocked ones dashed, reasons as tooltips)."""
+    definition = engine.definition(ticket.workflow, ticket.definition_hash)
+    events = engine.events(account=scope.account, ticket_id=ticket.id)
+    options = engine.explain(account=scope.account, ticket_id=ticket.id, role=scope.role)
+    d = diagrams.ticket_diagram(definition, ticket, events, options, engine.clock())
+    return _image(diagrams.render(d, fmt), fmt)
+
+
+@router.get(
+    "/v1/accounts/{acct}/workflows/{name}/diagram.{fmt}",
+    responses=IMAGE,
+    response_class=Response,
+)
+def live_diagram(
+    name: str,
+    fmt: Format,
+    scope: ScopeDep,
+    engine: EngineDep,
+    overlay: Literal["live"] = "live",
+) -> Response:
+    """The workflow with this account's load: tickets per state now, how many breach an SLA
+    clock, median time spent there."""
+    definition = engine.definition(name)
+    stats = state_stats(engine, account=scope.account, workflow=name)
+    d = diagrams.live_diagram(definition, stats, account=scope.account)
+    return _image(diagrams.render(d, fmt), fmt)

@@ -1,0 +1,127 @@
+"""Diagram routes: media types, the cached workflow image with ETag/304, a ticket's diagram,
+the live view, Graphviz missing, isolation."""
+
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+import diagrams
+from api.app import create_app
+from api.settings import Settings
+from tests.api_client import ADMIN_TOKEN, Api
+from tests.conftest import FakeClock
+from workflow import Tierflow
+
+SVG_NS = "{http://www.w3.org/2000/svg}"
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz not installed")
+
+
+@pytest.fixture
+def client(tmp_path: object, clock: FakeClock) -> Iterator[TestClient]:
+    tf = Tierflow(f"sqlite:///{tmp_path}/d.db", clock=clock)
+    app = create_app(Settings(admin_token=ADMIN_TOKEN), engine=tf, background=False)
+    with TestClient(app) as c:
+        yield c
+    tf.db.dispose()
+
+
+@pytest.fixture
+def acme(client: TestClient) -> Api:
+    return Api(client, "acme")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "media", "starts"),
+    [
+        pytest.param("svg", "image/svg+xml", b"<?xml", marks=needs_dot),
+        pytest.param("png", "image/png", b"\x89PNG", marks=needs_dot),
+        ("dot", "text/vnd.graphviz; charset=utf-8", b"digraph"),
+        ("mmd", "text/plain; charset=utf-8", b"%%"),
+    ],
+)
+def test_workflow_diagram_formats_and_etag(acme: Api, fmt: str, media: str, starts: bytes) -> None:
+    c = acme.client
+    h = acme.as_("customer")
+    r = c.get(f"/v1/workflows/support/diagram.{fmt}", headers=h)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == media
+    assert r.content.startswith(starts)
+    etag = r.headers["etag"]
+    again = c.get(f"/v1/workflows/support/diagram.{fmt}", headers={**h, "If-None-Match": etag})
+    assert (again.status_code, again.content) == (304, b"")
+    shown = c.get(f"/v1/workflows/support/diagram.{fmt}?show=guards,roles", headers=h)
+    assert shown.headers["etag"] != etag
+
+
+@needs_dot
+def test_workflow_svg_names_every_state(acme: Api) -> None:
+    r = acme.client.get("/v1/workflows/support/diagram.svg", headers=acme.as_("customer"))
+    root = ET.fromstring(r.content)
+    text = " ".join(t.text or "" for t in root.iter(f"{SVG_NS}text"))
+    for title in ("New", "L1: triage", "L2: advanced support", "Admin: supervisor", "Closed"):
+        assert title in text
+
+
+def test_bad_show_and_unknown_workflow(acme: Api) -> None:
+    c = acme.client
+    r = c.get("/v1/workflows/support/diagram.dot?show=colours", headers=acme.as_("customer"))
+    assert r.status_code == 422 and r.json()["type"].endswith("validation")
+    assert "colours" in r.json()["detail"]
+    r = c.get("/v1/workflows/nope/diagram.dot", headers=acme.as_("customer"))
+    assert r.status_code == 404
+    r = c.get("/v1/workflows/support/diagram.gif", headers=acme.as_("customer"))
+    assert r.status_code == 422
+
+
+def test_ticket_diagram_highlights_its_state(acme: Api) -> None:
+    t = acme.create()
+    acme.fire(t["id"], "triage", "l1_agent")
+    r = acme.client.get(acme.url(f"/tickets/{t['id']}/diagram.dot"), headers=acme.as_("l1_agent"))
+    assert r.status_code == 200
+    current = [line for line in r.text.splitlines() if "current" in line and "class=" in line]
+    assert len(current) == 1 and current[0].strip().startswith("l1_triage")
+    mmd = acme.client.get(acme.url(f"/tickets/{t['id']}/diagram.mmd"), headers=acme.as_("customer"))
+    assert "    class l1_triage current" in mmd.text.splitlines()
+
+
+def test_live_diagram(acme: Api) -> None:
+    for _ in range(3):
+        acme.create()
+    r = acme.client.get(
+        acme.url("/workflows/support/diagram.dot?overlay=live"), headers=acme.as_("supervisor")
+    )
+    assert r.status_code == 200
+    new_line = next(line for line in r.text.splitlines() if line.strip().startswith("new ["))
+    assert ">3 now<" in new_line
+    assert 'tooltip="new: 3 ticket(s) now, 0 with a breached SLA clock' in new_line
+
+
+def test_graphviz_missing_is_a_503_but_dot_still_works(
+    acme: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    diagrams.output.clear_cache()
+    monkeypatch.setenv("PATH", "/nonexistent")
+    c = acme.client
+    r = c.get("/v1/workflows/support/diagram.svg", headers=acme.as_("customer"))
+    assert r.status_code == 503
+    body = r.json()
+    assert body["type"].endswith("graphviz-missing")
+    assert "install Graphviz" in body["detail"]
+    assert (
+        c.get("/v1/workflows/support/diagram.dot", headers=acme.as_("customer")).status_code == 200
+    )
+
+
+def test_other_accounts_diagrams_are_404(client: TestClient, acme: Api) -> None:
+    globex = Api(client, "globex")
+    t = acme.create(subject="acme secret")
+    for path in (f"/tickets/{t['id']}/diagram.dot", "/workflows/support/diagram.dot"):
+        r = client.get(acme.url(path), headers=globex.as_("supervisor"))
+        assert r.status_code == 404
+        assert "acme secret" not in r.text
+    assert client.get("/v1/workflows/support/diagram.dot").status_code == 401

@@ -4,5 +4,6 @@
 # database test on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")"
+export TIERFLOW_BROWSER_TESTS=1  # the designer-page test drives Debian's Chromium
 scripts/setup.sh
 exec .venv/bin/python -m pytest "$@"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from workflow import Tierflow, schema
 from workflow.db import Database
@@ -18,6 +20,7 @@ from .settings import Settings
 from .tokens import TokenStore
 
 log = logging.getLogger("tierflow")
+UI = Path(__file__).parent / "ui"
 
 DESCRIPTION = """
 tierflow runs a tiered-support policy (Levels 1-3, administrative A/B) as a state machine.
@@ -61,6 +64,7 @@ def create_app(
     observability.observe_engine(engine)
     for module in (health, accounts, tickets, workflows, diagrams):
         app.include_router(module.router)
+    app.mount("/ui", StaticFiles(directory=UI, html=True), name="ui")
     return app
 
 

@@ -1,7 +1,6 @@
-"""The README's workflow diagram: ``python -m diagrams.readme`` rewrites README-snippet.md.
-
-A Mermaid block of the built-in ``support`` workflow (GitHub and GitLab render it in place);
-``tests/test_diagrams.py`` fails when the file is stale.
+"""The README's workflow diagram: ``python -m diagrams.readme`` rewrites the Mermaid block
+between the ``diagram:start`` / ``diagram:end`` markers of README.md (GitHub and GitLab render
+it in place). ``tests/test_diagrams.py`` fails when the README's block is stale.
 """
 
 from __future__ import annotations
@@ -13,9 +12,10 @@ from workflow import Definition, builtin_definitions
 from .extract import workflow_diagram
 from .mermaid import to_mermaid
 
-__all__ = ["SNIPPET", "snippet"]
+__all__ = ["README", "readme_block", "snippet"]
 
-SNIPPET = Path(__file__).with_name("README-snippet.md")
+README = Path(__file__).resolve().parent.parent / "README.md"
+START, END = "<!-- diagram:start -->\n", "<!-- diagram:end -->\n"
 
 
 def snippet(definition: Definition) -> str:
@@ -26,10 +26,18 @@ def snippet(definition: Definition) -> str:
     )
 
 
+def readme_block(text: str) -> str:
+    """What stands between the markers of ``text`` (README.md)."""
+    return text.split(START, 1)[1].split(END, 1)[0]
+
+
 def main() -> None:
     support = next(d for d in builtin_definitions() if d.name == "support")
-    SNIPPET.write_text(snippet(support), encoding="utf-8")
-    print(f"wrote {SNIPPET}")
+    text = README.read_text(encoding="utf-8")
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    README.write_text(f"{head}{START}{snippet(support)}{END}{tail}", encoding="utf-8")
+    print(f"rewrote the diagram block of {README}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ if ! command -v dot >/dev/null 2>&1; then
   apt_install graphviz
 fi
 
+# Debian's Chromium for the browser test (Playwright drives it; it never downloads a browser)
 if [ "${TIERFLOW_BROWSER_TESTS:-}" = "1" ] && [ ! -x /usr/bin/chromium ]; then
   echo "setup: installing Chromium for the browser tests"
   apt_install chromium

@@ -23,7 +23,7 @@ from diagrams import output as output
 from diagrams import theme
 from diagrams.extract import human_duration
 from diagrams.model import START, Diagram
-from diagrams.readme import SNIPPET, snippet
+from diagrams.readme import README, readme_block, snippet
 from workflow import Definition, NotFound, Tierflow, builtin_definitions
 from workflow.stats import StateStat, state_stats
 
@@ -303,8 +303,8 @@ def test_mermaid_structure(support: Definition) -> None:
 
 
 def test_readme_snippet_is_up_to_date(support: Definition) -> None:
-    assert SNIPPET.read_text(encoding="utf-8") == snippet(support), (
-        "diagrams/README-snippet.md is stale: run `python -m diagrams.readme`"
+    assert readme_block(README.read_text(encoding="utf-8")) == snippet(support), (
+        "README.md's diagram is stale: run `python -m diagrams.readme`"
     )
 
 

@@ -23,7 +23,8 @@ from .errors import (
 )
 from .history import EventRecord, TicketState, replay
 from .machine import Option, machine_for
-from .service import EventView, Idempotency, TicketView, Tierflow, utcnow
+from .records import EventView, Idempotency, TicketView, utcnow
+from .service import Tierflow
 
 __all__ = [
     "Conflict",

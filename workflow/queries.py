@@ -1,0 +1,132 @@
+"""The read side: one ticket, its history, filtered pages, the work queue, what is possible.
+
+Functions over a :class:`workflow.Tierflow` (its methods of the same names call these); every
+query is scoped by account.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from .errors import InputError
+from .machine import Option, machine_for
+from .records import E, EventView, T, TicketView, decode_cursor, encode_cursor, state_of
+
+if TYPE_CHECKING:
+    from .service import Tierflow
+
+__all__ = ["events", "explain", "get_ticket", "list_tickets", "queue"]
+
+MAX_PAGE = 500
+
+
+def get_ticket(tf: Tierflow, *, account: str, ticket_id: int) -> TicketView:
+    account_id = tf.account_id(account)
+    with tf.db.read() as conn:
+        row = tf._load(conn, account_id, ticket_id)
+    return tf._view(
+        account, row, tf.registry.by_hash(row["definition_hash"]), state_of(row), tf.clock()
+    )
+
+
+def events(tf: Tierflow, *, account: str, ticket_id: int) -> list[EventView]:
+    """The ticket's history, oldest first."""
+    account_id = tf.account_id(account)
+    with tf.db.read() as conn:
+        tf._load(conn, account_id, ticket_id)
+        rows = conn.execute(
+            sa.select(E).where(E.c.ticket_id == ticket_id).order_by(E.c.seq)
+        ).mappings()
+        return [
+            EventView(
+                r["seq"],
+                r["kind"],
+                r["trigger"],
+                r["from_state"],
+                r["to_state"],
+                r["actor"],
+                r["role"],
+                r["note"],
+                r["data"] or {},
+                r["changes"] or {},
+                r["at"],
+            )
+            for r in rows
+        ]
+
+
+def list_tickets(
+    tf: Tierflow,
+    *,
+    account: str,
+    state: str | None = None,
+    level: str | None = None,
+    priority: str | None = None,
+    category: str | None = None,
+    sla: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[TicketView], str | None]:
+    """One page, oldest ticket first; ``cursor`` is the previous page's ``next_cursor``."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InputError("limit", f"must be between 1 and {MAX_PAGE}")
+    account_id = tf.account_id(account)
+    now = tf.clock()
+    q = sa.select(T).where(T.c.account_id == account_id)
+    filters = {"state": state, "level": level, "priority": priority, "category": category}
+    for col, value in filters.items():
+        if value is not None:
+            q = q.where(T.c[col] == value)
+    if sla == "breached":
+        q = q.where(sa.or_(T.c.sla_breached_at.is_not(None), T.c.sla_due_at <= now))
+    elif sla == "at_risk":
+        q = q.where(T.c.sla_breached_at.is_(None), T.c.sla_risk_at <= now, T.c.sla_due_at > now)
+    elif sla is not None:
+        raise InputError("sla", f"unknown filter {sla!r} (known: breached, at_risk)")
+    if cursor is not None:
+        q = q.where(T.c.id > decode_cursor(cursor))
+    rows = _views(tf, account, q.order_by(T.c.id).limit(limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (encode_cursor(rows[-1].id) if more and rows else None)
+
+
+def queue(
+    tf: Tierflow, *, account: str, level: str | None = None, limit: int = 50
+) -> list[TicketView]:
+    """Open tickets by priority (highest first, in the definition's order), then the earliest
+    SLA due instant, then age."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InputError("limit", f"must be between 1 and {MAX_PAGE}")
+    account_id = tf.account_id(account)
+    ranks: dict[str, int] = {}
+    for d in tf.registry.loaded():
+        for p in d.spec.priorities:
+            ranks.setdefault(p, len(ranks))
+    rank = sa.case(ranks, value=T.c.priority, else_=len(ranks)) if ranks else sa.literal(0)
+    q = sa.select(T).where(T.c.account_id == account_id, T.c.resolved_at.is_(None))
+    if level is not None:
+        q = q.where(T.c.level == level)
+    q = q.order_by(rank, T.c.sla_due_at.is_(None), T.c.sla_due_at, T.c.received_at, T.c.id).limit(
+        limit
+    )
+    return _views(tf, account, q)
+
+
+def explain(tf: Tierflow, *, account: str, ticket_id: int, role: str) -> list[Option]:
+    """Every trigger defined from the ticket's state, allowed or blocked with reasons."""
+    view = get_ticket(tf, account=account, ticket_id=ticket_id)
+    d = tf.registry.by_hash(view.definition_hash)
+    return machine_for(d).explain(view.current, role, tf.clock())
+
+
+def _views(tf: Tierflow, account: str, q: Any) -> list[TicketView]:
+    now = tf.clock()
+    with tf.db.read() as conn:
+        rows = [dict(r) for r in conn.execute(q).mappings()]
+    return [
+        tf._view(account, r, tf.registry.by_hash(r["definition_hash"]), state_of(r), now)
+        for r in rows
+    ]

@@ -105,7 +105,55 @@ class SlaClock(BaseModel):
     breached_at: datetime | None
 
 
+_FR_CLOCK = {
+    "target_business_seconds": 32400,
+    "due_at": "2026-11-25T14:00:00Z",
+    "status": "running",
+    "stopped_at": None,
+    "elapsed_business_seconds": 3600,
+    "remaining_business_seconds": 28800,
+    "breached_at": None,
+}
+_NO_TARGET = {
+    **_FR_CLOCK,
+    "target_business_seconds": None,
+    "due_at": None,
+    "status": "none",
+    "remaining_business_seconds": None,
+}
+
+
 class TicketPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 42,
+                    "account": "acme",
+                    "kind": "technical",
+                    "category": "login_password",
+                    "subject": "Cannot log in since this morning",
+                    "description": "",
+                    "channel": "chat",
+                    "state": "l1_solving",
+                    "level": "level1",
+                    "complexity": "low",
+                    "urgency": "high",
+                    "priority": "P2",
+                    "outcome": None,
+                    "playbook_position": 1,
+                    "customer": {"name": "Ana Pérez", "email": "ana@example.com"},
+                    "version": 5,
+                    "workflow": {"name": "support", "version": "1.0.0", "hash": "262c521d3f0e4b7a"},
+                    "created_at": "2026-11-24T14:00:00Z",
+                    "received_at": "2026-11-24T14:00:00Z",
+                    "updated_at": "2026-11-24T15:00:00Z",
+                    "sla": {"first_response": _FR_CLOCK, "resolution": _NO_TARGET},
+                }
+            ]
+        }
+    )
+
     id: int
     account: str
     kind: str
@@ -192,7 +240,27 @@ class ReasonPublic(BaseModel):
     message: str
 
 
+_BLOCKED = (
+    "playbook step 2 of 4 (check_lockout: Check for a lockout after failed attempts and lift "
+    "it) not tried yet; every step must be tried in order before escalating"
+)
+
+
 class TriggerOption(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"trigger": "resolve", "dest": "resolved", "allowed": True, "reasons": []},
+                {
+                    "trigger": "escalate",
+                    "dest": "l2_solving",
+                    "allowed": False,
+                    "reasons": [{"guard": "playbook_exhausted", "message": _BLOCKED}],
+                },
+            ]
+        }
+    )
+
     trigger: str
     dest: str
     allowed: bool
@@ -209,6 +277,26 @@ class TriggerOption(BaseModel):
 
 
 class EventPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "seq": 9,
+                    "kind": "transition",
+                    "trigger": "escalate",
+                    "from_state": "l1_solving",
+                    "to_state": "l2_solving",
+                    "actor": "chat widget",
+                    "role": "l1_agent",
+                    "note": "Playbook exhausted",
+                    "data": {"channel": "phone"},
+                    "changes": {"channel": "phone"},
+                    "at": "2026-11-24T15:00:00Z",
+                }
+            ]
+        }
+    )
+
     seq: int
     kind: str
     trigger: str | None

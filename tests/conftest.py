@@ -54,7 +54,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
         return
     assert PG_URL is not None
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL)
+    admin = sa.create_engine(PG_URL, poolclass=sa.pool.NullPool)
     with admin.begin() as conn:
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     sep = "&" if "?" in PG_URL else "?"

@@ -1,0 +1,62 @@
+"""PostgreSQL-only promises: the pool recovers when the server drops every connection (as a
+restart does), and background jobs take an advisory lock across processes."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import PG_URL, FakeClock
+from tests.scenarios import ACCOUNT, reach
+from workflow import Tierflow
+
+pytestmark = pytest.mark.skipif(PG_URL is None, reason="TIERFLOW_TEST_POSTGRES_URL is unset")
+
+
+@pytest.fixture
+def pg_url(db_url: str) -> str:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only")
+    return db_url
+
+
+def _terminate_other_backends() -> int:
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
+                         autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = 'test' AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        ).fetchall()
+    return len(rows)
+
+
+def test_pool_recovers_when_connections_are_dropped(pg_url: str, clock: FakeClock) -> None:
+    tf = Tierflow(pg_url, clock=clock)
+    tf.create_account(slug=ACCOUNT, name="Acme")
+    t = reach(tf, "l1_triage")
+    assert _terminate_other_backends() >= 1  # the pool's idle connections die
+    view = tf.fire(account=ACCOUNT, ticket_id=t.id, trigger="request_info", role="l1_agent",
+                   note="which browser?")
+    assert view.state == "waiting_on_customer"
+    assert tf.db.ping()
+    tf.db.dispose()
+
+
+def test_background_jobs_hold_an_advisory_lock_across_engines(
+    pg_url: str, clock: FakeClock
+) -> None:
+    a = Tierflow(pg_url, clock=clock)
+    b = Tierflow(pg_url, clock=clock)
+    with a.db.exclusive("tierflow:sla-scan") as mine:
+        assert mine
+        with b.db.exclusive("tierflow:sla-scan") as theirs:
+            assert not theirs
+        assert b.scan_sla() == 0
+    with b.db.exclusive("tierflow:sla-scan") as now_mine:
+        assert now_mine
+    with a.db.engine.connect() as conn:
+        held = conn.execute(sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"))
+        assert held.scalar_one() == 0
+    a.db.dispose()
+    b.db.dispose()

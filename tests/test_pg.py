@@ -22,8 +22,9 @@ def pg_url(db_url: str) -> str:
 
 
 def _terminate_other_backends() -> int:
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True
+    ) as conn:
         rows = conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = 'test' AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
@@ -36,8 +37,13 @@ def test_pool_recovers_when_connections_are_dropped(pg_url: str, clock: FakeCloc
     tf.create_account(slug=ACCOUNT, name="Acme")
     t = reach(tf, "l1_triage")
     assert _terminate_other_backends() >= 1  # the pool's idle connections die
-    view = tf.fire(account=ACCOUNT, ticket_id=t.id, trigger="request_info", role="l1_agent",
-                   note="which browser?")
+    view = tf.fire(
+        account=ACCOUNT,
+        ticket_id=t.id,
+        trigger="request_info",
+        role="l1_agent",
+        note="which browser?",
+    )
     assert view.state == "waiting_on_customer"
     assert tf.db.ping()
     tf.db.dispose()

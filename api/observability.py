@@ -21,7 +21,6 @@ import time
 import uuid
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import FastAPI
 from prometheus_client import (
     CollectorRegistry,
@@ -49,7 +48,9 @@ GUARD_REFUSALS = Counter(
     "tierflow_guard_refusals_total", "Triggers refused by a guard", ["trigger", "guard"]
 )
 SLA_BREACHES = Counter("tierflow_sla_breaches_total", "SLA breaches recorded", ["clock"])
-DB_SECONDS = Counter("tierflow_db_seconds_total", "Time spent in database statements")
+DB_SECONDS = Counter(
+    "tierflow_db_seconds_total", "Time spent in database transactions (connect to commit)"
+)
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -133,7 +134,7 @@ class Observability:
 
 
 def observe_engine(engine: Tierflow) -> None:
-    """Count transitions and breaches as the engine commits them; time the database."""
+    """Count transitions and breaches as the engine commits them; time its transactions."""
 
     def on_commit(view: TicketView, events: list[EventRecord]) -> None:
         for e in events:
@@ -144,20 +145,7 @@ def observe_engine(engine: Tierflow) -> None:
 
     if on_commit not in engine.observers:
         engine.observers.append(on_commit)
-    db_engine = engine.db.engine
-    if not sa.event.contains(db_engine, "before_cursor_execute", _before):
-        sa.event.listen(db_engine, "before_cursor_execute", _before)
-        sa.event.listen(db_engine, "after_cursor_execute", _after)
-
-
-def _before(conn: Any, _cursor: Any, _stmt: Any, _params: Any, _ctx: Any, _many: Any) -> None:
-    conn.info["tf_t0"] = time.perf_counter()
-
-
-def _after(conn: Any, _cursor: Any, _stmt: Any, _params: Any, _ctx: Any, _many: Any) -> None:
-    t0 = conn.info.pop("tf_t0", None)
-    if t0 is not None:
-        DB_SECONDS.inc(time.perf_counter() - t0)
+    engine.db.on_transaction = DB_SECONDS.inc
 
 
 def count_guard_refusal(trigger: str, guards: list[str]) -> None:

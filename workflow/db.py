@@ -1,10 +1,11 @@
 """The database seam: an engine for a URL, and read / write transactions.
 
 SQLite (the embedded default) runs in WAL mode with ``synchronous=NORMAL`` and a busy timeout,
-and writes are serialised: one process-wide lock plus ``BEGIN IMMEDIATE``, so threads never
-fight over the file lock ("database is locked") and a transaction never has to upgrade its
-lock half-way. Other backends (PostgreSQL through ``postgresql+psycopg://``) use a pre-pinged
-pool and rely on the compare-and-set on ``ticket.version`` for concurrency.
+and writes are serialised: one process-wide lock, one writer connection kept open, and
+``BEGIN IMMEDIATE``, so threads never fight over the file lock ("database is locked") and a
+transaction never has to upgrade its lock half-way. Other backends (PostgreSQL through
+``postgresql+psycopg://``) use a pre-pinged pool and rely on the compare-and-set on
+``ticket.version`` for concurrency.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,9 @@ class Database:
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
         self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
         self._named: dict[str, threading.Lock] = {}
+        self._writer_conn: Connection | None = None
+        self.on_transaction: Callable[[float], None] | None = None
+        """Called with the seconds each transaction took (metrics hook; one call per unit)."""
         if self.is_sqlite:
             _sqlite_pragmas(self.engine)
 
@@ -60,16 +65,34 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction: committed on success, rolled back on any exception."""
-        with self._write_lock or nullcontext(), self.engine.connect() as conn:
-            if self.is_sqlite:
-                conn.execution_options(tierflow_immediate=True)
-            with conn.begin():
-                yield conn
+        start = time.perf_counter()
+        try:
+            if self._write_lock is None:
+                with self.engine.connect() as conn, conn.begin():
+                    yield conn
+            else:  # SQLite: one writer connection, kept open, used under the lock
+                with self._write_lock:
+                    conn = self._writer()
+                    try:
+                        with conn.begin():
+                            yield conn
+                    except sa.exc.DBAPIError as exc:
+                        if exc.connection_invalidated:
+                            self._writer_conn = None
+                        raise
+        finally:
+            if self.on_transaction is not None:
+                self.on_transaction(time.perf_counter() - start)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            yield conn
+        start = time.perf_counter()
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        finally:
+            if self.on_transaction is not None:
+                self.on_transaction(time.perf_counter() - start)
 
     @contextmanager
     def exclusive(self, name: str) -> Iterator[bool]:
@@ -106,7 +129,19 @@ class Database:
         except sa.exc.SQLAlchemyError:
             return False
 
+    def _writer(self) -> Connection:
+        if self._writer_conn is None or self._writer_conn.closed:
+            conn = self.engine.connect()
+            conn.execution_options(tierflow_immediate=True)
+            self._writer_conn = conn
+        return self._writer_conn
+
     def dispose(self) -> None:
+        if self._write_lock is not None:
+            with self._write_lock:
+                if self._writer_conn is not None:
+                    self._writer_conn.close()
+                    self._writer_conn = None
         self.engine.dispose()
 
 

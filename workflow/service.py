@@ -13,6 +13,7 @@ caller named the version it expected). The hot path speaks SQLAlchemy Core.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +59,23 @@ Observer = Callable[[TicketView, list[EventRecord]], None]
 """Called after a unit of work committed, with the ticket and the events it appended."""
 MAX_ATTEMPTS = 8
 """How often a unit of work that lost a race is retried before :class:`Conflict`."""
+
+# The hot path's statements are built once: building a statement and its cache key costs
+# SQLAlchemy about as much as executing it (measured: half of a fire, see bench/RESULTS.md).
+_LOAD = sa.select(T).where(
+    T.c.id == sa.bindparam("b_id"), T.c.account_id == sa.bindparam("b_account")
+)
+_INSERT_EVENT = sa.insert(E)
+
+
+@functools.lru_cache(maxsize=16)
+def _cas(columns: tuple[str, ...]) -> Any:
+    """Compare-and-set UPDATE of ``columns`` where (id, version) match, bound by name."""
+    return (
+        sa.update(T)
+        .where(T.c.id == sa.bindparam("b_id"), T.c.version == sa.bindparam("b_version"))
+        .values({c: sa.bindparam(c) for c in columns})
+    )
 
 
 class Tierflow:
@@ -440,9 +458,7 @@ class Tierflow:
                     new = apply(d, new, event)
                 values = {**new.as_columns(), "updated_at": now}
                 res = conn.execute(
-                    sa.update(T)
-                    .where(T.c.id == ticket_id, T.c.version == ticket.version)
-                    .values(**values)
+                    _cas(tuple(values)), {**values, "b_id": ticket_id, "b_version": ticket.version}
                 )
                 if res.rowcount != 1:  # somebody else committed first: decide again
                     lost = True
@@ -497,14 +513,10 @@ class Tierflow:
                     "at": e.at,
                 }
             )
-        conn.execute(sa.insert(E), rows)
+        conn.execute(_INSERT_EVENT, rows)
 
     def _load(self, conn: Connection, account_id: int, ticket_id: int) -> dict[str, Any]:
-        row = (
-            conn.execute(sa.select(T).where(T.c.id == ticket_id, T.c.account_id == account_id))
-            .mappings()
-            .first()
-        )
+        row = conn.execute(_LOAD, {"b_id": ticket_id, "b_account": account_id}).mappings().first()
         if row is None:
             raise NotFound("ticket", ticket_id)
         return dict(row)

@@ -67,6 +67,10 @@ def test_check_finds_a_ticket_that_disagrees_with_its_history(tf: Tierflow) -> N
         conn.execute(sa.update(T).where(T.c.id == t.id).values(state="l3_solution"))
         conn.execute(sa.delete(E).where(E.c.ticket_id == other.id, E.c.seq == 1))
     assert tf.check() == [
+        "state counts: account 1 support l2_solving: stored (tickets, breached) (1, 0) != "
+        "counted (0, 0)",
+        "state counts: account 1 support l3_solution: stored (tickets, breached) (0, 0) != "
+        "counted (1, 0)",
         f"ticket {t.id}: state stored 'l3_solution' != replayed 'l2_solving'",
         f"ticket {other.id}: event seq [2] is not 1..1",
     ]

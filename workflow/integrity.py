@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
+from . import counts
 from .history import replay
 from .records import STATE_FIELDS, E, T, record_of, state_of
 
@@ -20,6 +21,15 @@ def check(tf: Tierflow, *, batch: int = 500) -> list[str]:
     """Every disagreement between a ticket's history and its stored row, as readable lines
     (empty when all agree). Reads in batches, so it works on any size of database."""
     problems: list[str] = []
+    with tf.db.read() as conn:
+        want, have = counts.recount(conn), counts.stored(conn)
+    for key in sorted(want.keys() | have.keys()):
+        if want.get(key, (0, 0)) != have.get(key, (0, 0)):
+            a, w, s = key
+            problems.append(
+                f"state counts: account {a} {w} {s}: stored (tickets, breached) "
+                f"{have.get(key, (0, 0))} != counted {want.get(key, (0, 0))}"
+            )
     last = 0
     while True:
         with tf.db.read() as conn:

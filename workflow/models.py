@@ -19,6 +19,7 @@ __all__ = [
     "ApiToken",
     "DefinitionVersion",
     "IdempotencyRecord",
+    "StateCount",
     "Ticket",
     "TicketEvent",
     "UTCDateTime",
@@ -83,6 +84,23 @@ class Ticket(SQLModel, table=True):
         sa.Index("ix_ticket_account_risk", "account_id", "sla_risk_at"),
         sa.Index("ix_ticket_account_breached", "account_id", "sla_breached_at"),
         sa.Index("ix_ticket_state_entered", "state", "state_entered_at"),
+        sa.Index(
+            "ix_ticket_open_queue",
+            "account_id",
+            "priority",
+            "sla_due_at",
+            "received_at",
+            "id",
+            sqlite_where=sa.text("resolved_at IS NULL"),
+            postgresql_where=sa.text("resolved_at IS NULL"),
+        ),
+        sa.Index(
+            "ix_ticket_account_breached_id",
+            "account_id",
+            "id",
+            sqlite_where=sa.text("sla_breached_at IS NOT NULL"),
+            postgresql_where=sa.text("sla_breached_at IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -140,6 +158,22 @@ class TicketEvent(SQLModel, table=True):
     changes: dict[str, Any] = _json()
     response: bool = False
     at: datetime = _utc()
+
+
+class StateCount(SQLModel, table=True):
+    """How many tickets of an account sit in each state (and how many of them have a breached
+    SLA clock), kept in the same transaction as the tickets, so the live view never counts a
+    million rows. Spread over ``SHARDS`` rows per state (by ticket id) so concurrent writers on
+    PostgreSQL rarely wait for the same row; readers sum the shards."""
+
+    __tablename__ = "state_count"
+
+    account_id: int = Field(foreign_key="account.id", primary_key=True)
+    workflow: str = Field(primary_key=True, max_length=64)
+    state: str = Field(primary_key=True, max_length=60)
+    shard: int = Field(primary_key=True)
+    tickets: int = 0
+    breached: int = 0
 
 
 class ApiToken(SQLModel, table=True):

@@ -72,22 +72,28 @@ def list_tickets(
     """One page, oldest ticket first; ``cursor`` is the previous page's ``next_cursor``."""
     if not 1 <= limit <= MAX_PAGE:
         raise InputError("limit", f"must be between 1 and {MAX_PAGE}")
+    if sla not in (None, "breached", "at_risk"):
+        raise InputError("sla", f"unknown filter {sla!r} (known: breached, at_risk)")
     account_id = tf.account_id(account)
     now = tf.clock()
-    q = sa.select(T).where(T.c.account_id == account_id)
+    where = [T.c.account_id == account_id]
     filters = {"state": state, "level": level, "priority": priority, "category": category}
-    for col, value in filters.items():
-        if value is not None:
-            q = q.where(T.c[col] == value)
-    if sla == "breached":
-        q = q.where(sa.or_(T.c.sla_breached_at.is_not(None), T.c.sla_due_at <= now))
-    elif sla == "at_risk":
-        q = q.where(T.c.sla_breached_at.is_(None), T.c.sla_risk_at <= now, T.c.sla_due_at > now)
-    elif sla is not None:
-        raise InputError("sla", f"unknown filter {sla!r} (known: breached, at_risk)")
+    where += [T.c[col] == value for col, value in filters.items() if value is not None]
     if cursor is not None:
-        q = q.where(T.c.id > decode_cursor(cursor))
-    rows = _views(tf, account, q.order_by(T.c.id).limit(limit + 1))
+        where.append(T.c.id > decode_cursor(cursor))
+    if sla == "breached":
+        # two small index range scans instead of one OR over the whole account: breaches
+        # already recorded, and clocks past due that no scan has recorded yet
+        recorded = sa.select(T.c.id).where(*where, T.c.sla_breached_at.is_not(None))
+        past_due = sa.select(T.c.id).where(*where, T.c.sla_due_at <= now)
+        with tf.db.read() as conn:
+            ids: set[int] = set()
+            for part in (recorded, past_due):
+                ids.update(conn.execute(part.order_by(T.c.id).limit(limit + 1)).scalars())
+        where = [T.c.id.in_(sorted(ids)[: limit + 1])]
+    elif sla == "at_risk":
+        where += [T.c.sla_breached_at.is_(None), T.c.sla_risk_at <= now, T.c.sla_due_at > now]
+    rows = _views(tf, account, sa.select(T).where(*where).order_by(T.c.id).limit(limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (encode_cursor(rows[-1].id) if more and rows else None)
@@ -97,22 +103,37 @@ def queue(
     tf: Tierflow, *, account: str, level: str | None = None, limit: int = 50
 ) -> list[TicketView]:
     """Open tickets by priority (highest first, in the definition's order), then the earliest
-    SLA due instant, then age."""
+    SLA due instant (none last), then age."""
     if not 1 <= limit <= MAX_PAGE:
         raise InputError("limit", f"must be between 1 and {MAX_PAGE}")
     account_id = tf.account_id(account)
-    ranks: dict[str, int] = {}
+    priorities: list[str | None] = []
     for d in tf.registry.loaded():
-        for p in d.spec.priorities:
-            ranks.setdefault(p, len(ranks))
-    rank = sa.case(ranks, value=T.c.priority, else_=len(ranks)) if ranks else sa.literal(0)
-    q = sa.select(T).where(T.c.account_id == account_id, T.c.resolved_at.is_(None))
+        priorities += [p for p in d.spec.priorities if p not in priorities]
+    base = [T.c.account_id == account_id, T.c.resolved_at.is_(None)]
     if level is not None:
-        q = q.where(T.c.level == level)
-    q = q.order_by(rank, T.c.sla_due_at.is_(None), T.c.sla_due_at, T.c.received_at, T.c.id).limit(
-        limit
-    )
-    return _views(tf, account, q)
+        base.append(T.c.level == level)
+    # One range scan of ix_ticket_open_queue per (priority, has a due instant), in rank order,
+    # until the page is full: an ORDER BY over a CASE could never use the index.
+    ids: list[int] = []
+    with tf.db.read() as conn:
+        for p in [*priorities, None]:
+            prio = T.c.priority.is_(None) if p is None else T.c.priority == p
+            for due in (T.c.sla_due_at.is_not(None), T.c.sla_due_at.is_(None)):
+                if len(ids) >= limit:
+                    break
+                q = (
+                    sa.select(T.c.id)
+                    .where(*base, prio, due)
+                    .order_by(T.c.sla_due_at, T.c.received_at, T.c.id)
+                    .limit(limit - len(ids))
+                )
+                ids += conn.execute(q).scalars()
+    if not ids:
+        return []
+    order = {tid: i for i, tid in enumerate(ids)}
+    views = _views(tf, account, sa.select(T).where(T.c.id.in_(ids)))
+    return sorted(views, key=lambda v: order[v.id])
 
 
 def explain(tf: Tierflow, *, account: str, ticket_id: int, role: str) -> list[Option]:

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import integrity, jobs, queries
+from . import counts, integrity, jobs, queries
 from .db import Database
 from .definition import Definition, builtin_definitions
 from .errors import (
@@ -235,6 +235,9 @@ class Tierflow:
             }
             ticket_id = int(conn.execute(sa.insert(T).returning(T.c.id), row).scalar_one())
             self._insert_events(conn, ticket_id, account_id, [(event, None)], 0, actor, role)
+            counts.apply_deltas(
+                conn, account_id, definition.name, ticket_id, counts.deltas(None, state)
+            )
             if idempotency is not None:
                 self._remember(conn, account_id, idempotency, ticket_id, state.version, now)
         view = self._view(account, {**row, "id": ticket_id}, definition, state, now)
@@ -466,6 +469,9 @@ class Tierflow:
                     lost = False
                     self._insert_events(
                         conn, ticket_id, account_id, todo, ticket.version, actor, role
+                    )
+                    counts.apply_deltas(
+                        conn, account_id, row["workflow"], ticket_id, counts.deltas(ticket, new)
                     )
                     if idempotency is not None:
                         self._remember(conn, account_id, idempotency, ticket_id, new.version, now)

@@ -56,10 +56,17 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    app = FastAPI(title="tierflow", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="tierflow",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses={s: {"description": d} for s, d in problems.ERROR_STATUSES.items()},
+    )
     app.state.engine = engine
     app.state.tokens = TokenStore(engine, settings.admin_token)
     problems.install(app)
+    problems.document(app)
     observability.install(app)
     observability.observe_engine(engine)
     for module in (health, accounts, tickets, workflows, diagrams):

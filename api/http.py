@@ -32,7 +32,7 @@ def expected_version(if_match: str | None) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
     raw = if_match.strip().removeprefix("W/").strip('"')
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise InputError("If-Match", f'expected a ticket ETag such as "3", got {if_match!r}')
     return int(raw)
 

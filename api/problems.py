@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -43,6 +44,45 @@ class Unauthorized(Exception):
 class ServiceUnavailable(Exception):
     def __init__(self, detail: str) -> None:
         self.detail = detail
+
+
+ERROR_STATUSES = {
+    401: "Missing or invalid token",
+    403: "The caller's role may not do this",
+    404: "Unknown account, ticket, workflow or trigger (or one of another account)",
+    409: "Trigger not possible from the current state, or a concurrent update won",
+    412: "If-Match names a stale version",
+    422: "Invalid request, or a guard refused (reasons listed)",
+}
+
+
+def document(app: FastAPI) -> None:
+    """Every error answer in the OpenAPI document is ``application/problem+json`` with the
+    Problem schema (FastAPI would otherwise describe 422 as its own JSON shape)."""
+    from fastapi.openapi.utils import get_openapi
+
+    from .schemas import Problem
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        ref = {"$ref": "#/components/schemas/Problem"}
+        for path in schema["paths"].values():
+            for op in path.values():
+                for status, answer in op.get("responses", {}).items():
+                    if status[0] in "45":
+                        answer["content"] = {MEDIA_TYPE: {"schema": ref}}
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = Problem.model_json_schema()
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -101,6 +141,14 @@ def install(app: FastAPI) -> None:
 
     async def on_http(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:  # a body FastAPI could not even parse: malformed input
+            return problem(
+                422,
+                "validation",
+                "Invalid request",
+                f"malformed request body: {exc.detail}",
+                errors=[{"loc": ["body"], "msg": str(exc.detail), "type": "malformed"}],
+            )
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         return problem(exc.status_code, slug, str(exc.detail), str(exc.detail))
 
@@ -120,6 +168,19 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, RenderError)
         return problem(500, "render-failed", "Rendering failed", exc.detail)
 
+    async def on_unstorable(_request: Request, exc: Exception) -> JSONResponse:
+        # a value the database refuses (e.g. NUL in a PostgreSQL text column): the request's
+        # fault, and its transaction was rolled back
+        assert isinstance(exc, sa.exc.DataError)
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
+        return problem(
+            422,
+            "validation",
+            "Invalid request",
+            f"a value in the request cannot be stored: {reason}",
+        )
+
+    app.add_exception_handler(sa.exc.DataError, on_unstorable)
     app.add_exception_handler(GraphvizMissing, on_graphviz_missing)
     app.add_exception_handler(RenderError, on_render_error)
     app.add_exception_handler(e.TierflowError, on_domain)

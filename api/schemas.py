@@ -2,12 +2,50 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
 from workflow import EventView, Option, TicketView
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\x00) characters")
+    return value
+
+
+def _plain_json(value: Any, where: str = "data") -> Any:
+    """JSON a database can store and any client can parse: finite numbers, no NUL."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: numbers must be finite (got {value})")
+    if isinstance(value, str):
+        _no_nul(value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _no_nul(k)
+            _plain_json(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _plain_json(v, f"{where}[{i}]")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_plain_json)]
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: every error answer (`application/problem+json`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="Stable identifier, e.g. /problems/guard-failed")
+    title: str
+    status: int
+    detail: str = Field(description="What went wrong, in words a person can act on")
 
 
 def _examples(*examples: dict[str, Any]) -> ConfigDict:
@@ -18,8 +56,8 @@ def _examples(*examples: dict[str, Any]) -> ConfigDict:
 class AccountCreate(BaseModel):
     model_config = _examples({"slug": "acme", "name": "Acme Scheduling"})
 
-    slug: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    name: str = Field(min_length=1, max_length=200)
+    slug: Text = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: Text = Field(min_length=1, max_length=200)
 
 
 class AccountPublic(BaseModel):
@@ -31,8 +69,8 @@ class AccountPublic(BaseModel):
 class TokenCreate(BaseModel):
     model_config = _examples({"role": "l1_agent", "name": "chat widget"})
 
-    role: str = Field(min_length=1, max_length=40)
-    name: str = Field(min_length=1, max_length=200)
+    role: Text = Field(min_length=1, max_length=40)
+    name: Text = Field(min_length=1, max_length=200)
 
 
 class TokenPublic(BaseModel):
@@ -46,7 +84,7 @@ class TokenPublic(BaseModel):
 class Customer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     email: EmailStr | None = None
 
 
@@ -64,29 +102,29 @@ class TicketCreate(BaseModel):
         }
     )
 
-    kind: str = Field(min_length=1, max_length=40)
-    category: str = Field(min_length=1, max_length=60)
-    subject: str = Field(min_length=1, max_length=300)
-    description: str = Field(default="", max_length=20_000)
-    channel: str = Field(min_length=1, max_length=40)
-    complexity: str | None = None
-    urgency: str | None = None
+    kind: Text = Field(min_length=1, max_length=40)
+    category: Text = Field(min_length=1, max_length=60)
+    subject: Text = Field(min_length=1, max_length=300)
+    description: Text = Field(default="", max_length=20_000)
+    channel: Text = Field(min_length=1, max_length=40)
+    complexity: Text | None = None
+    urgency: Text | None = None
     customer: Customer | None = None
     received_at: AwareDatetime | None = Field(
         default=None,
         description="When the customer actually asked (importing older tickets); not in the "
         "future; defaults to now. ISO 8601 with offset.",
     )
-    workflow: str = "support"
+    workflow: Text = "support"
 
 
 class TicketUpdate(BaseModel):
     model_config = _examples({"complexity": "medium", "urgency": "critical"})
 
-    complexity: str | None = None
-    urgency: str | None = None
-    category: str | None = None
-    note: str | None = Field(default=None, max_length=20_000)
+    complexity: Text | None = None
+    urgency: Text | None = None
+    category: Text | None = None
+    note: Text | None = Field(default=None, max_length=20_000)
 
 
 class WorkflowRef(BaseModel):
@@ -218,21 +256,21 @@ class FireRequest(BaseModel):
         {"data": {"solvable": True, "estimate_hours": 6, "approach": "custom"}},
     )
 
-    note: str | None = Field(default=None, max_length=20_000)
-    data: dict[str, Any] = Field(default_factory=dict)
+    note: Text | None = Field(default=None, max_length=20_000)
+    data: JsonObject = Field(default_factory=dict)
 
 
 class ResponseCreate(BaseModel):
     model_config = _examples({"body": "We are looking into it and will call you at 15:00."})
 
-    body: str = Field(min_length=1, max_length=20_000)
+    body: Text = Field(min_length=1, max_length=20_000)
 
 
 class PlaybookStepRequest(BaseModel):
     model_config = _examples({"outcome": "failed"})
 
     outcome: Literal["failed", "solved"]
-    note: str | None = Field(default=None, max_length=20_000)
+    note: Text | None = Field(default=None, max_length=20_000)
 
 
 class ReasonPublic(BaseModel):

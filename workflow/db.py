@@ -108,7 +108,7 @@ class Database:
                 if got:
                     lock.release()
             return
-        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        key = _lock_key(name)
         with self.engine.connect() as conn:
             got = bool(
                 conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
@@ -120,6 +120,13 @@ class Database:
                 if got:
                     conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     conn.commit()
+
+    def lock_in_transaction(self, conn: Connection, name: str) -> None:
+        """Serialise transactions on ``name`` until ``conn``'s transaction ends: a PostgreSQL
+        transaction-level advisory lock. SQLite needs none: its writes already run one at a
+        time."""
+        if self.engine.dialect.name == "postgresql":
+            conn.execute(_XACT_LOCK, {"k": _lock_key(name)})
 
     def ping(self) -> bool:
         try:
@@ -143,6 +150,13 @@ class Database:
                     self._writer_conn.close()
                     self._writer_conn = None
         self.engine.dispose()
+
+
+_XACT_LOCK = sa.text("SELECT pg_advisory_xact_lock(:k)")
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 def _sqlite_pragmas(engine: Engine) -> None:

@@ -144,9 +144,10 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, value = raw.split(":", 1)
-        if prefix != "t":
+        ticket_id = int(value)
+        if prefix != "t" or not 0 <= ticket_id < 2**31:
             raise ValueError(prefix)
-        return int(value)
+        return ticket_id
     except ValueError:
         raise InputError("cursor", "not a cursor this service returned") from None
 

@@ -54,9 +54,14 @@ from .sla import clock_report, due_breaches
 
 __all__ = ["MAX_ATTEMPTS", "Clock", "Observer", "Tierflow"]
 
+MAX_ID = 2**31 - 1
+"""Ticket ids are 32-bit integers on every backend."""
+
 Clock = Callable[[], datetime]
 Observer = Callable[[TicketView, list[EventRecord]], None]
 """Called after a unit of work committed, with the ticket and the events it appended."""
+EARLIEST = datetime(1970, 1, 2)
+"""``received_at`` before this (local wall time) is refused as implausible."""
 MAX_ATTEMPTS = 8
 """How often a unit of work that lost a race is retried before :class:`Conflict`."""
 
@@ -198,6 +203,8 @@ class Tierflow:
             received_at = now
         elif received_at.tzinfo is None:
             raise InputError("received_at", "must carry a UTC offset (ISO 8601 with offset)")
+        elif received_at.replace(tzinfo=None) < EARLIEST:
+            raise InputError("received_at", f"{received_at.isoformat()} is before 1970")
         elif received_at > now:
             raise InputError("received_at", f"{received_at.isoformat()} is in the future")
         received_at = received_at.astimezone(UTC)
@@ -522,6 +529,8 @@ class Tierflow:
         conn.execute(_INSERT_EVENT, rows)
 
     def _load(self, conn: Connection, account_id: int, ticket_id: int) -> dict[str, Any]:
+        if not 0 < ticket_id <= MAX_ID:  # beyond the id column: cannot exist
+            raise NotFound("ticket", ticket_id)
         row = conn.execute(_LOAD, {"b_id": ticket_id, "b_account": account_id}).mappings().first()
         if row is None:
             raise NotFound("ticket", ticket_id)
@@ -538,6 +547,9 @@ class Tierflow:
     def _idempotent(
         self, conn: Connection, account_id: int, idem: Idempotency
     ) -> tuple[int, int] | None:
+        """The (ticket, version) a key already produced, or None. Holds the key's lock until
+        the transaction ends, so concurrent requests with one key run one after the other."""
+        self.db.lock_in_transaction(conn, f"idempotency:{account_id}:{idem.key}")
         row = conn.execute(
             sa.select(IDEM.c.fingerprint, IDEM.c.ticket_id, IDEM.c.version).where(
                 IDEM.c.account_id == account_id, IDEM.c.key == idem.key

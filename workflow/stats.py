@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MEDIAN_WINDOW", "StateStat", "state_stats"]
 
-MEDIAN_WINDOW = 20_000
+MEDIAN_WINDOW = 2_000
 """How many of the account's most recent state-entering events the medians are computed over."""
 
 _T: Any = Ticket.__table__  # type: ignore[attr-defined]

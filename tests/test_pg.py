@@ -66,3 +66,45 @@ def test_background_jobs_hold_an_advisory_lock_across_engines(
         assert held.scalar_one() == 0
     a.db.dispose()
     b.db.dispose()
+
+
+def test_opposite_moves_on_shared_count_rows_never_fail(pg_url: str, clock: FakeClock) -> None:
+    """Tickets in one count shard moving in opposite directions at once (l1_triage <->
+    waiting_on_customer) lock the same two state_count rows: in one order, never a deadlock."""
+    import threading
+
+    tf = Tierflow(pg_url, clock=clock)
+    tf.create_account(slug=ACCOUNT, name="Acme")
+    tickets = [reach(tf, "l1_triage").id for _ in range(41)]
+    same_shard = [t for t in tickets if t % 8 == tickets[0] % 8]
+    for tid in same_shard[1::2]:  # half start on the other side
+        tf.fire(account=ACCOUNT, ticket_id=tid, trigger="request_info", role="l1_agent", note="x")
+    errors: list[BaseException] = []
+
+    def flip(tid: int) -> None:
+        try:
+            for _ in range(30):
+                state = tf.get_ticket(account=ACCOUNT, ticket_id=tid).state
+                if state == "l1_triage":
+                    tf.fire(
+                        account=ACCOUNT,
+                        ticket_id=tid,
+                        trigger="request_info",
+                        role="l1_agent",
+                        note="x",
+                    )
+                else:
+                    tf.fire(
+                        account=ACCOUNT, ticket_id=tid, trigger="customer_replied", role="customer"
+                    )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=flip, args=(t,)) for t in same_shard]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert errors == []
+    assert tf.check() == []
+    tf.db.dispose()

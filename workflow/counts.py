@@ -63,6 +63,8 @@ def apply_deltas(
     if not changes:
         return
     shard = ticket_id % SHARDS
+    # rows in one global order (by state), so two transactions never lock two count rows in
+    # opposite orders (a deadlock on PostgreSQL)
     rows = [
         {
             "account_id": account_id,
@@ -72,7 +74,7 @@ def apply_deltas(
             "tickets": n,
             "breached": b,
         }
-        for state, n, b in changes
+        for state, n, b in sorted(changes)
     ]
     dialect = conn.dialect.name
     if dialect in ("sqlite", "postgresql"):

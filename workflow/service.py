@@ -64,6 +64,8 @@ EARLIEST = datetime(1970, 1, 2)
 """``received_at`` before this (local wall time) is refused as implausible."""
 MAX_ATTEMPTS = 8
 """How often a unit of work that lost a race is retried before :class:`Conflict`."""
+RETRYABLE = {"40P01", "40001"}
+"""SQLSTATEs after which a transaction is simply tried again (deadlock, serialization)."""
 
 # The hot path's statements are built once: building a statement and its cache key costs
 # SQLAlchemy about as much as executing it (measured: half of a fire, see bench/RESULTS.md).
@@ -441,55 +443,79 @@ class Tierflow:
         """Run ``decide`` in one transaction; returns the ticket and how many events it wrote."""
         account_id = self.account_id(account)
         for _attempt in range(MAX_ATTEMPTS):
-            with self.db.write() as conn:
-                if idempotency is not None:
-                    done = self._idempotent(conn, account_id, idempotency)
-                    if done is not None:
-                        if done[0] != ticket_id:
-                            raise IdempotencyMismatch(idempotency.key)
-                        return self._view_at(conn, account, ticket_id, done[1]), 0
-                row = self._load(conn, account_id, ticket_id)
-                if expected_version is not None and row["version"] != expected_version:
-                    raise VersionMismatch(expected_version, row["version"])
-                d = self.registry.by_hash(row["definition_hash"])
-                ticket = state_of(row)
-                now = self.clock()
-                decided = decide(ticket, d, now).events
-                # a clock that ran out before this moment gets its breach recorded first
-                pending = [
-                    (EventRecord(kind="sla_breached", at=now, data={"clock": c}), None)
-                    for c in due_breaches(ticket, now)
-                ]
-                todo = pending + decided
-                if not todo:
-                    return self._view(account, row, d, ticket, now), 0
-                new = ticket
-                for event, _note in todo:
-                    new = apply(d, new, event)
-                values = {**new.as_columns(), "updated_at": now}
-                res = conn.execute(
-                    _cas(tuple(values)), {**values, "b_id": ticket_id, "b_version": ticket.version}
+            try:
+                outcome = self._attempt(
+                    account,
+                    account_id,
+                    ticket_id,
+                    decide,
+                    actor,
+                    role,
+                    expected_version,
+                    idempotency,
                 )
-                if res.rowcount != 1:  # somebody else committed first: decide again
-                    lost = True
-                else:
-                    lost = False
-                    self._insert_events(
-                        conn, ticket_id, account_id, todo, ticket.version, actor, role
-                    )
-                    counts.apply_deltas(
-                        conn, account_id, row["workflow"], ticket_id, counts.deltas(ticket, new)
-                    )
-                    if idempotency is not None:
-                        self._remember(conn, account_id, idempotency, ticket_id, new.version, now)
-            if lost:
-                if expected_version is not None:
-                    raise VersionMismatch(expected_version, self._current_version(ticket_id))
-                continue
-            view = self._view(account, {**row, "updated_at": now}, d, new, now)
-            self._notify(view, [e for e, _note in todo])
-            return view, len(todo)
+            except sa.exc.DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) not in RETRYABLE:
+                    raise
+                continue  # a deadlock or serialization failure: nothing was written, go again
+            if outcome is not None:
+                return outcome
+            if expected_version is not None:  # lost the race to the version it expected
+                raise VersionMismatch(expected_version, self._current_version(ticket_id))
         raise Conflict(ticket_id, MAX_ATTEMPTS)
+
+    def _attempt(
+        self,
+        account: str,
+        account_id: int,
+        ticket_id: int,
+        decide: Callable[[TicketState, Definition, datetime], Decision],
+        actor: str | None,
+        role: str,
+        expected_version: int | None,
+        idempotency: Idempotency | None,
+    ) -> tuple[TicketView, int] | None:
+        """One try of a unit of work; None when another writer changed the ticket first."""
+        with self.db.write() as conn:
+            if idempotency is not None:
+                done = self._idempotent(conn, account_id, idempotency)
+                if done is not None:
+                    if done[0] != ticket_id:
+                        raise IdempotencyMismatch(idempotency.key)
+                    return self._view_at(conn, account, ticket_id, done[1]), 0
+            row = self._load(conn, account_id, ticket_id)
+            if expected_version is not None and row["version"] != expected_version:
+                raise VersionMismatch(expected_version, row["version"])
+            d = self.registry.by_hash(row["definition_hash"])
+            ticket = state_of(row)
+            now = self.clock()
+            decided = decide(ticket, d, now).events
+            # a clock that ran out before this moment gets its breach recorded first
+            pending = [
+                (EventRecord(kind="sla_breached", at=now, data={"clock": c}), None)
+                for c in due_breaches(ticket, now)
+            ]
+            todo = pending + decided
+            if not todo:
+                return self._view(account, row, d, ticket, now), 0
+            new = ticket
+            for event, _note in todo:
+                new = apply(d, new, event)
+            values = {**new.as_columns(), "updated_at": now}
+            res = conn.execute(
+                _cas(tuple(values)), {**values, "b_id": ticket_id, "b_version": ticket.version}
+            )
+            if res.rowcount != 1:  # somebody else committed first: decide again
+                return None
+            self._insert_events(conn, ticket_id, account_id, todo, ticket.version, actor, role)
+            counts.apply_deltas(
+                conn, account_id, row["workflow"], ticket_id, counts.deltas(ticket, new)
+            )
+            if idempotency is not None:
+                self._remember(conn, account_id, idempotency, ticket_id, new.version, now)
+        view = self._view(account, {**row, "updated_at": now}, d, new, now)
+        self._notify(view, [e for e, _note in todo])
+        return view, len(todo)
 
     def _notify(self, view: TicketView, events: list[EventRecord]) -> None:
         for observe in self.observers:

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
-from ..deps import EngineDep, ScopeDep, TicketDep
+from ..deps import ScopeDep, TicketDep
 from ..http import IdempotencyKey, IfMatch, expected_version, idempotency, ticket_answer
 from ..schemas import (
     EventPublic,
@@ -43,12 +43,11 @@ ERRORS: dict[int | str, dict[str, str]] = {
 async def create_ticket(
     body: TicketCreate,
     scope: ScopeDep,
-    engine: EngineDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> TicketPublic:
     """Open a ticket. `received_at` imports one raised earlier elsewhere (not in the future)."""
-    ticket = engine.create_ticket(
+    ticket = scope.engine.create_ticket(
         account=scope.account,
         kind=body.kind,
         category=body.category,
@@ -72,7 +71,6 @@ async def create_ticket(
 @router.get("/tickets", response_model=TicketPage)
 async def list_tickets(
     scope: ScopeDep,
-    engine: EngineDep,
     state: str | None = None,
     level: str | None = None,
     priority: str | None = None,
@@ -82,7 +80,7 @@ async def list_tickets(
     cursor: str | None = None,
 ) -> TicketPage:
     """Tickets of the account, oldest first, in pages (`next_cursor` → `?cursor=`)."""
-    items, next_cursor = engine.list_tickets(
+    items, next_cursor = scope.engine.list_tickets(
         account=scope.account,
         state=state,
         level=level,
@@ -100,13 +98,13 @@ async def list_tickets(
 @router.get("/queue", response_model=list[TicketPublic])
 async def work_queue(
     scope: ScopeDep,
-    engine: EngineDep,
     level: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[TicketPublic]:
     """Open tickets by priority (highest first), then the earliest SLA due instant, then age."""
     return [
-        TicketPublic.of(t) for t in engine.queue(account=scope.account, level=level, limit=limit)
+        TicketPublic.of(t)
+        for t in scope.engine.queue(account=scope.account, level=level, limit=limit)
     ]
 
 
@@ -120,12 +118,11 @@ async def update_ticket(
     ticket_id: int,
     body: TicketUpdate,
     scope: ScopeDep,
-    engine: EngineDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> TicketPublic:
     """Set complexity / urgency (priority follows the matrix) or re-categorise (staff)."""
-    ticket = engine.update_fields(
+    ticket = scope.engine.update_fields(
         account=scope.account,
         ticket_id=ticket_id,
         role=scope.role,
@@ -140,10 +137,10 @@ async def update_ticket(
 
 
 @router.get("/tickets/{ticket_id}/triggers", response_model=list[TriggerOption])
-async def list_triggers(ticket_id: int, scope: ScopeDep, engine: EngineDep) -> list[TriggerOption]:
+async def list_triggers(ticket_id: int, scope: ScopeDep) -> list[TriggerOption]:
     """Every trigger defined from the ticket's state, allowed or blocked (with every reason)
     for the caller's role. Guards that need a note or data report them as missing."""
-    options = engine.explain(account=scope.account, ticket_id=ticket_id, role=scope.role)
+    options = scope.engine.explain(account=scope.account, ticket_id=ticket_id, role=scope.role)
     return [TriggerOption.of(o) for o in options]
 
 
@@ -154,7 +151,6 @@ async def fire_trigger(
     ticket_id: int,
     trigger: str,
     scope: ScopeDep,
-    engine: EngineDep,
     response: Response,
     body: FireRequest | None = None,
     if_match: IfMatch = None,
@@ -163,7 +159,7 @@ async def fire_trigger(
     """Fire a trigger. `If-Match` applies it only at that version; `Idempotency-Key` makes a
     retry return the first answer."""
     body = body or FireRequest()
-    ticket = engine.fire(
+    ticket = scope.engine.fire(
         account=scope.account,
         ticket_id=ticket_id,
         trigger=trigger,
@@ -187,13 +183,12 @@ async def respond(
     ticket_id: int,
     body: ResponseCreate,
     scope: ScopeDep,
-    engine: EngineDep,
     response: Response,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> TicketPublic:
     """A staff reply to the customer; the first one stops the first-response clock."""
-    ticket = engine.respond(
+    ticket = scope.engine.respond(
         account=scope.account,
         ticket_id=ticket_id,
         body=body.body,
@@ -211,13 +206,12 @@ async def record_playbook_step(
     step: str,
     body: PlaybookStepRequest,
     scope: ScopeDep,
-    engine: EngineDep,
     response: Response,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> TicketPublic:
     """Record the next step of the category's playbook, in order; `solved` resolves."""
-    ticket = engine.record_playbook_step(
+    ticket = scope.engine.record_playbook_step(
         account=scope.account,
         ticket_id=ticket_id,
         step=step,
@@ -232,6 +226,8 @@ async def record_playbook_step(
 
 
 @router.get("/tickets/{ticket_id}/events", response_model=list[EventPublic])
-async def list_events(ticket_id: int, scope: ScopeDep, engine: EngineDep) -> list[EventPublic]:
+async def list_events(ticket_id: int, scope: ScopeDep) -> list[EventPublic]:
     """The ticket's history, oldest first."""
-    return [EventPublic.of(e) for e in engine.events(account=scope.account, ticket_id=ticket_id)]
+    return [
+        EventPublic.of(e) for e in scope.engine.events(account=scope.account, ticket_id=ticket_id)
+    ]

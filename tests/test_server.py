@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,53 +15,15 @@ import pytest
 from api.demo import load_demo
 from api.tokens import TokenStore
 from tests.conftest import FakeClock
+from tests.live_server import ADMIN, free_port, live_server
 from workflow import Tierflow
-
-ADMIN = "server-test-admin"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    port = _free_port()
     url = f"sqlite:///{tmp_path}/served.db"
-    env = {**os.environ, "TIERFLOW_ADMIN_TOKEN": ADMIN, "TIERFLOW_DATABASE_URL": url}
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=tmp_path,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):  # at most ~20 s
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("server did not answer /healthz within 20 s")
-        assert proc.poll() is None, (tmp_path / "server.log").read_text()
-        yield base, url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+    with live_server(url, tmp_path) as live:
+        yield live.base, url
 
 
 def test_real_server_under_32_concurrent_clients(server: tuple[str, str]) -> None:
@@ -201,7 +160,7 @@ def test_serve_refuses_an_outdated_schema(tmp_path: Path) -> None:
             url,
             "serve",
             "--port",
-            str(_free_port()),
+            str(free_port()),
         ],
         capture_output=True,
         text=True,

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.test_server import _free_port
+from tests.live_server import ADMIN, live_server
 
 CHROMIUM = "/usr/bin/chromium"
-ADMIN = "ui-test-admin"
 pytestmark = pytest.mark.slow
 
 if not os.path.exists(CHROMIUM) or shutil.which("dot") is None:
@@ -32,31 +28,9 @@ from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "TIERFLOW_ADMIN_TOKEN": ADMIN,
-        "TIERFLOW_DATABASE_URL": f"sqlite:///{tmp_path}/ui.db",
-    }
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=tmp_path,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):  # at most ~20 s
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    with live_server(f"sqlite:///{tmp_path}/ui.db", tmp_path) as server:
         h = {"Authorization": f"Bearer {ADMIN}"}
-        with httpx.Client(base_url=base, headers=h, timeout=10) as c:
+        with httpx.Client(base_url=server.base, headers=h, timeout=10) as c:
             c.post("/v1/accounts", json={"slug": "acme", "name": "Acme"}).raise_for_status()
             for subject in ("Cannot log in", "Agenda empty"):
                 c.post(
@@ -70,16 +44,10 @@ def live(tmp_path: Path) -> Iterator[tuple[str, int]]:
                 ).raise_for_status()
             c.post("/v1/accounts/acme/tickets/1/triggers/triage").raise_for_status()
             c.post(
-                "/v1/accounts/acme/tickets/1/triggers/request_info", json={"note": "Which browser?"}
+                "/v1/accounts/acme/tickets/1/triggers/request_info",
+                json={"note": "Which browser?"},
             ).raise_for_status()
-        yield base, 1
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        yield server.base, 1
 
 
 def test_designer_page(live: tuple[str, int], tmp_path: Path) -> None:

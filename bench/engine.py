@@ -20,6 +20,7 @@ from transitions import Machine
 
 from workflow import Tierflow, machine_for
 from workflow.models import Ticket, TicketEvent
+from workflow.records import STATE_FIELDS
 
 from .common import Config, median, row, section
 
@@ -28,28 +29,8 @@ NOTE = "which username do you use?"
 CYCLE = (("request_info", "l1_agent", NOTE), ("customer_replied", "customer", None))
 T = Ticket.__table__  # type: ignore[attr-defined]
 E = TicketEvent.__table__  # type: ignore[attr-defined]
-STATE_COLUMNS = [
-    "kind",
-    "category",
-    "channel",
-    "complexity",
-    "urgency",
-    "priority",
-    "state",
-    "level",
-    "previous_state",
-    "playbook_position",
-    "outcome",
-    "received_at",
-    "state_entered_at",
-    "first_response_at",
-    "resolved_at",
-    "sla_state",
-    "sla_due_at",
-    "sla_risk_at",
-    "sla_breached_at",
-    "version",
-]
+# every column a unit of work rewrites: the ticket fields history determines
+STATE_COLUMNS = [*STATE_FIELDS, "sla_state", "sla_due_at", "sla_risk_at", "sla_breached_at"]
 
 
 def ticket_pool(tf: Tierflow, n: int, account: str = ACCOUNT) -> list[int]:

@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from workflow import Tierflow
+from workflow.models import Ticket
 
 from .common import Config, median, row, section
 
@@ -127,37 +128,7 @@ def _shift(col: str) -> str:
     )
 
 
-TICKET_COLS = [
-    "account_id",
-    "workflow",
-    "definition_hash",
-    "subject",
-    "description",
-    "customer_name",
-    "customer_email",
-    "kind",
-    "category",
-    "channel",
-    "complexity",
-    "urgency",
-    "priority",
-    "state",
-    "level",
-    "previous_state",
-    "playbook_position",
-    "outcome",
-    "received_at",
-    "state_entered_at",
-    "first_response_at",
-    "resolved_at",
-    "sla_state",
-    "sla_due_at",
-    "sla_risk_at",
-    "sla_breached_at",
-    "version",
-    "created_at",
-    "updated_at",
-]
+TICKET_COLS = [c.name for c in Ticket.__table__.columns if c.name != "id"]  # type: ignore[attr-defined]
 INSTANTS = {
     "received_at",
     "state_entered_at",

@@ -65,13 +65,13 @@ def workflow_diagram(
     responses=IMAGE,
     response_class=Response,
 )
-def ticket_diagram(fmt: Format, ticket: TicketDep, scope: ScopeDep, engine: EngineDep) -> Response:
+def ticket_diagram(fmt: Format, ticket: TicketDep, scope: ScopeDep) -> Response:
     """One ticket: its current state, the path it took (numbered), time in each state, and the
     triggers the caller's role may fire now (blocked ones dashed, reasons as tooltips)."""
-    definition = engine.definition(ticket.workflow, ticket.definition_hash)
-    events = engine.events(account=scope.account, ticket_id=ticket.id)
-    options = engine.explain(account=scope.account, ticket_id=ticket.id, role=scope.role)
-    d = diagrams.ticket_diagram(definition, ticket, events, options, engine.clock())
+    definition = scope.engine.definition(ticket.workflow, ticket.definition_hash)
+    events = scope.engine.events(account=scope.account, ticket_id=ticket.id)
+    options = scope.engine.explain(account=scope.account, ticket_id=ticket.id, role=scope.role)
+    d = diagrams.ticket_diagram(definition, ticket, events, options, scope.engine.clock())
     return _image(diagrams.render(d, fmt), fmt)
 
 
@@ -84,12 +84,11 @@ def live_diagram(
     name: str,
     fmt: Format,
     scope: ScopeDep,
-    engine: EngineDep,
     overlay: Literal["live"] = "live",
 ) -> Response:
     """The workflow with this account's load: tickets per state now, how many breach an SLA
     clock, median time spent there."""
-    definition = engine.definition(name)
-    stats = state_stats(engine, account=scope.account, workflow=name)
+    definition = scope.engine.definition(name)
+    stats = state_stats(scope.engine, account=scope.account, workflow=name)
     d = diagrams.live_diagram(definition, stats, account=scope.account)
     return _image(diagrams.render(d, fmt), fmt)

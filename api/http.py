@@ -37,12 +37,14 @@ def expected_version(if_match: str | None) -> int | None:
     return int(raw)
 
 
-def idempotency(key: str | None, *parts: Any) -> Idempotency | None:
+def idempotency(key: str | None, role: str, *parts: Any) -> Idempotency | None:
+    """The key and a fingerprint of the request, the caller's role included: a key replayed
+    by another role is another request (422), never a borrowed success."""
     if key is None:
         return None
     if not key.strip():
         raise InputError("Idempotency-Key", "must not be empty")
-    return Idempotency.of(key.strip(), *parts)
+    return Idempotency.of(key.strip(), role, *parts)
 
 
 def ticket_answer(response: Response, ticket: TicketView) -> TicketPublic:

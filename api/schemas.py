@@ -14,6 +14,10 @@ from workflow import EventView, Option, TicketView
 def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL (\\x00) characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (lone surrogate characters found)") from None
     return value
 
 

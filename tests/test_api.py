@@ -694,3 +694,34 @@ def test_json_logs_carry_the_request_id_and_never_a_token(
     ]
     assert acme.tokens["customer"] not in json.dumps(lines)
     logging.getLogger("tierflow").handlers.clear()
+
+
+def test_unencodable_text_is_a_422_not_a_500(acme: Api) -> None:
+    t = acme.create()
+    for method, path, raw in [
+        ("POST", f"/tickets/{t['id']}/triggers/triage", b'{"note":"\\ud800"}'),
+        ("PATCH", f"/tickets/{t['id']}", b'{"urgency":"high","note":"\\udc00"}'),
+        ("POST", f"/tickets/{t['id']}/triggers/triage", b'{"data":{"k":"\\ud800"}}'),
+    ]:
+        r = acme.client.request(
+            method,
+            acme.url(path),
+            content=raw,
+            headers={**acme.as_("l1_agent"), "content-type": "application/json"},
+        )
+        assert _problem(r, 422, "validation")["errors"][0]["loc"][0] == "body"
+    assert (
+        acme.client.get(acme.url(f"/tickets/{t['id']}"), headers=acme.as_("customer")).json()[
+            "version"
+        ]
+        == 1
+    )
+
+
+def test_an_idempotency_key_replayed_by_another_role_is_another_request(acme: Api) -> None:
+    t = acme.create()
+    url = acme.url(f"/tickets/{t['id']}/triggers/triage")
+    first = acme.client.post(url, headers={**acme.as_("l1_agent"), "Idempotency-Key": "k"})
+    assert first.status_code == 200
+    borrowed = acme.client.post(url, headers={**acme.as_("customer"), "Idempotency-Key": "k"})
+    _problem(borrowed, 422, "idempotency-key-reused")

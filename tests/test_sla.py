@@ -270,3 +270,42 @@ def test_bad_calendar_fails_validation(calendar: dict[str, Any], problem: str) -
     with pytest.raises(DefinitionError) as info:
         parse_definition(broken)
     assert info.value.problems == [problem]
+
+
+@pytest.mark.parametrize("pause", [False, True])
+def test_a_lower_target_on_a_stopped_or_paused_clock_reports_the_breach(
+    timed: Tierflow, clock: FakeClock, pause: bool
+) -> None:
+    """P4's 27 h resolution target, 5 h used, then the priority rises to P1 (4 h): the clock is
+    breached - at the moment the target fell below the time already used."""
+    t = new_ticket(timed, TECH, complexity="low", urgency="low")
+    timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="triage", role="l1_agent")
+    clock.advance(hours=5)
+    if pause:
+        timed.fire(
+            account=ACCOUNT,
+            ticket_id=t.id,
+            trigger="request_info",
+            role="l1_agent",
+            note="details?",
+        )
+    else:
+        timed.update_fields(
+            account=ACCOUNT, ticket_id=t.id, role="l1_agent", complexity="low", urgency="low"
+        )
+        timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="start_solving", role="l1_agent")
+        timed.fire(
+            account=ACCOUNT, ticket_id=t.id, trigger="resolve", role="l1_agent", note="fixed"
+        )
+    changed_at = clock.advance(minutes=1)
+    t = timed.update_fields(
+        account=ACCOUNT, ticket_id=t.id, role="supervisor", complexity="high", urgency="critical"
+    )
+    res = t.sla["resolution"]
+    assert (res["status"], res["breached_at"], res["remaining_business_seconds"]) == (
+        "breached",
+        changed_at,
+        -3600,
+    )
+    assert [x.id for x in timed.list_tickets(account=ACCOUNT, sla="breached")[0]] == [t.id]
+    assert timed.check() == []

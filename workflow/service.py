@@ -106,7 +106,8 @@ class Tierflow:
 
             upgrade(self.db)
         self.registry = DefinitionRegistry(self.db, clock)
-        self._accounts: dict[str, int] = {}
+        self._accounts: dict[str, int] = {}  # slug -> id (accounts never change)
+        self._slugs: dict[int, str] = {}  # id -> slug
         self.observers: list[Observer] = []
         for d in definitions if definitions is not None else builtin_definitions():
             self.register(d)
@@ -143,6 +144,7 @@ class Tierflow:
             )
             account_id = int(res.scalar_one())
         self._accounts[slug] = account_id
+        self._slugs[account_id] = slug
         return account_id
 
     def account_id(self, slug: str) -> int:
@@ -153,18 +155,20 @@ class Tierflow:
             if row is None:
                 raise NotFound("account", slug)
             aid = self._accounts[slug] = int(row.id)
+            self._slugs[aid] = slug
         return aid
 
     def account_slug(self, account_id: int) -> str:
-        for slug, aid in self._accounts.items():
-            if aid == account_id:
-                return slug
-        with self.db.read() as conn:
-            row = conn.execute(sa.select(A.c.slug).where(A.c.id == account_id)).first()
-        if row is None:
-            raise NotFound("account", account_id)
-        self._accounts[row.slug] = account_id
-        return str(row.slug)
+        slug = self._slugs.get(account_id)
+        if slug is None:
+            with self.db.read() as conn:
+                row = conn.execute(sa.select(A.c.slug).where(A.c.id == account_id)).first()
+            if row is None:
+                raise NotFound("account", account_id)
+            slug = self._slugs[account_id] = str(row.slug)
+            self._accounts[slug] = account_id
+        self._slugs[account_id] = slug
+        return slug
 
     # --- creating ------------------------------------------------------------------------
     def create_ticket(

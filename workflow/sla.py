@@ -156,10 +156,11 @@ def sla_fields(
             and target is not None
             and running_since is None
             and elapsed > target
-            and prev is not None
-            and prev.due_at is not None
-        ):  # stopped or paused after its due instant: the breach happened at that instant
-            breached_at = prev.due_at
+        ):
+            # stopped or paused past its target: the breach happened at the due instant it
+            # had, or - when a priority change lowered the target below the time already
+            # used - at this event
+            breached_at = prev.due_at if prev is not None and prev.due_at is not None else event.at
         clocks[name] = ClockState(
             target, elapsed, running_since, stopped_at, due_at, breached_at, recorded
         )

@@ -62,7 +62,9 @@ async def create_ticket(
         actor=scope.actor,
         role=scope.role,
         workflow=body.workflow,
-        idempotency=idempotency(idempotency_key, "create", body.model_dump(mode="json")),
+        idempotency=idempotency(
+            idempotency_key, scope.role, "create", body.model_dump(mode="json")
+        ),
     )
     response.headers["Location"] = f"/v1/accounts/{scope.account}/tickets/{ticket.id}"
     return ticket_answer(response, ticket)
@@ -168,7 +170,9 @@ async def fire_trigger(
         note=body.note,
         data=body.data,
         expected_version=expected_version(if_match),
-        idempotency=idempotency(idempotency_key, "fire", ticket_id, trigger, body.note, body.data),
+        idempotency=idempotency(
+            idempotency_key, scope.role, "fire", ticket_id, trigger, body.note, body.data
+        ),
     )
     return ticket_answer(response, ticket)
 
@@ -195,7 +199,7 @@ async def respond(
         role=scope.role,
         actor=scope.actor,
         expected_version=expected_version(if_match),
-        idempotency=idempotency(idempotency_key, "respond", ticket_id, body.body),
+        idempotency=idempotency(idempotency_key, scope.role, "respond", ticket_id, body.body),
     )
     return ticket_answer(response, ticket)
 
@@ -220,7 +224,9 @@ async def record_playbook_step(
         actor=scope.actor,
         note=body.note,
         expected_version=expected_version(if_match),
-        idempotency=idempotency(idempotency_key, "step", ticket_id, step, body.outcome, body.note),
+        idempotency=idempotency(
+            idempotency_key, scope.role, "step", ticket_id, step, body.outcome, body.note
+        ),
     )
     return ticket_answer(response, ticket)
 

@@ -310,12 +310,7 @@ class TriggerOption(BaseModel):
 
     @classmethod
     def of(cls, o: Option) -> TriggerOption:
-        return cls(
-            trigger=o.trigger,
-            dest=o.dest,
-            allowed=o.allowed,
-            reasons=[ReasonPublic(guard=r.guard, message=r.message) for r in o.reasons],
-        )
+        return cls.model_validate(o, from_attributes=True)
 
 
 class EventPublic(BaseModel):
@@ -353,19 +348,7 @@ class EventPublic(BaseModel):
 
     @classmethod
     def of(cls, e: EventView) -> EventPublic:
-        return cls(
-            seq=e.seq,
-            kind=e.kind,
-            trigger=e.trigger,
-            from_state=e.from_state,
-            to_state=e.to_state,
-            actor=e.actor,
-            role=e.role,
-            note=e.note,
-            data=e.data,
-            changes=e.changes,
-            at=e.at,
-        )
+        return cls.model_validate(e, from_attributes=True)
 
 
 # --- workflows and health --------------------------------------------------------------------

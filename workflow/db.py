@@ -21,9 +21,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import SQLModel
-
-from . import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 __all__ = ["DEFAULT_URL", "Database", "database_url"]
 
@@ -55,12 +52,6 @@ class Database:
         """Called with the seconds each transaction took (metrics hook; one call per unit)."""
         if self.is_sqlite:
             _sqlite_pragmas(self.engine)
-
-    def create_all(self) -> None:
-        SQLModel.metadata.create_all(self.engine)
-
-    def drop_all(self) -> None:
-        SQLModel.metadata.drop_all(self.engine)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

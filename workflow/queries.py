@@ -138,9 +138,11 @@ def queue(
 
 def explain(tf: Tierflow, *, account: str, ticket_id: int, role: str) -> list[Option]:
     """Every trigger defined from the ticket's state, allowed or blocked with reasons."""
-    view = get_ticket(tf, account=account, ticket_id=ticket_id)
-    d = tf.registry.by_hash(view.definition_hash)
-    return machine_for(d).explain(view.current, role, tf.clock())
+    account_id = tf.account_id(account)
+    with tf.db.read() as conn:
+        row = tf._load(conn, account_id, ticket_id)
+    d = tf.registry.by_hash(row["definition_hash"])
+    return machine_for(d).explain(state_of(row), role, tf.clock())
 
 
 def _views(tf: Tierflow, account: str, q: Any) -> list[TicketView]:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from .history import TicketState
 from .models import StateCount, Ticket
+from .prepared import Prepared
 
 __all__ = ["SHARDS", "apply_deltas", "deltas", "read", "recount"]
 
@@ -39,21 +40,23 @@ def deltas(old: TicketState | None, new: TicketState) -> list[Delta]:
     return out
 
 
-_upserts: dict[str, Any] = {}
+_upserts: dict[str, Prepared] = {}
+_ROW_KEYS = (*_KEY, "tickets", "breached")
 
 
-def _upsert(dialect: str) -> Any:
+def _upsert(dialect: str) -> Prepared:
     stmt = _upserts.get(dialect)
     if stmt is None:
         insert: Any = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
         base = insert(SC)
-        stmt = _upserts[dialect] = base.on_conflict_do_update(
+        upsert = base.on_conflict_do_update(
             index_elements=_KEY,
             set_={
                 "tickets": SC.c.tickets + base.excluded.tickets,
                 "breached": SC.c.breached + base.excluded.breached,
             },
         )
+        stmt = _upserts[dialect] = Prepared(upsert, keys=_ROW_KEYS)
     return stmt
 
 
@@ -78,7 +81,7 @@ def apply_deltas(
     ]
     dialect = conn.dialect.name
     if dialect in ("sqlite", "postgresql"):
-        conn.execute(_upsert(dialect), rows)
+        _upsert(dialect).execute_many(conn, rows)
         return
     for r in rows:  # any other backend: update, else insert
         key = [SC.c[k] == r[k] for k in _KEY]

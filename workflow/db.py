@@ -22,6 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from .prepared import driver_sql
+
 __all__ = ["DEFAULT_URL", "Database", "database_url"]
 
 DEFAULT_URL = "sqlite:///tierflow.db"
@@ -164,4 +166,4 @@ def _sqlite_pragmas(engine: Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("tierflow_immediate")
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        driver_sql(conn, "BEGIN IMMEDIATE" if immediate else "BEGIN")

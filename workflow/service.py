@@ -35,6 +35,7 @@ from .errors import (
 )
 from .history import EventRecord, TicketState, apply, replay
 from .machine import ADMIN, machine_for
+from .prepared import Prepared
 from .records import (
     IDEM,
     A,
@@ -69,16 +70,35 @@ RETRYABLE = {"40P01", "40001"}
 
 # The hot path's statements are built once: building a statement and its cache key costs
 # SQLAlchemy about as much as executing it (measured: half of a fire, see bench/RESULTS.md).
-_LOAD = sa.select(T).where(
-    T.c.id == sa.bindparam("b_id"), T.c.account_id == sa.bindparam("b_account")
+# and they run on the DBAPI cursor (workflow.prepared): SQLAlchemy's execution layer costs
+# several times what SQLite takes to run them.
+_LOAD = Prepared(
+    sa.select(T).where(T.c.id == sa.bindparam("b_id"), T.c.account_id == sa.bindparam("b_account"))
 )
-_INSERT_EVENT = sa.insert(E)
+_EVENT_KEYS = (
+    "ticket_id",
+    "account_id",
+    "seq",
+    "kind",
+    "trigger",
+    "from_state",
+    "to_state",
+    "actor",
+    "role",
+    "note",
+    "data",
+    "changes",
+    "response",
+    "at",
+)
+_INSERT_EVENT = Prepared(sa.insert(E), keys=_EVENT_KEYS)
 
 
-@functools.lru_cache(maxsize=16)
-def _cas(columns: tuple[str, ...]) -> Any:
-    """Compare-and-set UPDATE of ``columns`` where (id, version) match, bound by name."""
-    return (
+@functools.lru_cache(maxsize=256)
+def _cas(columns: tuple[str, ...]) -> Prepared:
+    """Compare-and-set UPDATE of ``columns`` where (id, version) match, bound by name. Only
+    the columns a unit of work changed are set: every column would rewrite every index."""
+    return Prepared(
         sa.update(T)
         .where(T.c.id == sa.bindparam("b_id"), T.c.version == sa.bindparam("b_version"))
         .values({c: sa.bindparam(c) for c in columns})
@@ -505,11 +525,13 @@ class Tierflow:
             new = ticket
             for event, _note in todo:
                 new = apply(d, new, event)
-            values = {**new.as_columns(), "updated_at": now}
-            res = conn.execute(
-                _cas(tuple(values)), {**values, "b_id": ticket_id, "b_version": ticket.version}
+            before = ticket.as_columns()
+            values = {k: v for k, v in new.as_columns().items() if before.get(k) != v}
+            values["updated_at"] = now
+            matched = _cas(tuple(values)).execute(
+                conn, {**values, "b_id": ticket_id, "b_version": ticket.version}
             )
-            if res.rowcount != 1:  # somebody else committed first: decide again
+            if matched != 1:  # somebody else committed first: decide again
                 return None
             self._insert_events(conn, ticket_id, account_id, todo, ticket.version, actor, role)
             counts.apply_deltas(
@@ -556,15 +578,15 @@ class Tierflow:
                     "at": e.at,
                 }
             )
-        conn.execute(_INSERT_EVENT, rows)
+        _INSERT_EVENT.execute_many(conn, rows)
 
     def _load(self, conn: Connection, account_id: int, ticket_id: int) -> dict[str, Any]:
         if not 0 < ticket_id <= MAX_ID:  # beyond the id column: cannot exist
             raise NotFound("ticket", ticket_id)
-        row = conn.execute(_LOAD, {"b_id": ticket_id, "b_account": account_id}).mappings().first()
+        row = _LOAD.first(conn, {"b_id": ticket_id, "b_account": account_id})
         if row is None:
             raise NotFound("ticket", ticket_id)
-        return dict(row)
+        return row
 
     def _current_version(self, ticket_id: int) -> int:
         with self.db.read() as conn:

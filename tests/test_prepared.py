@@ -1,0 +1,124 @@
+"""Prepared statements store exactly what SQLAlchemy would, and fail like SQLAlchemy does."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from workflow import Tierflow
+from workflow.prepared import Prepared
+from workflow.records import E, T
+
+from .conftest import FakeClock
+
+ROW = {
+    "account_id": 0,  # set per test
+    "seq": 0,
+    "kind": "transition",
+    "trigger": "request_info",
+    "from_state": "l1_triage",
+    "to_state": "waiting_on_customer",
+    "actor": "ana",
+    "role": "l1_agent",
+    "note": "¿qué usuario usa? \u00e9\u4e2d",
+    "data": {"nested": [1, 2.5, None, True], "text": "ok"},
+    "changes": {},
+    "response": True,
+    "at": datetime(2026, 11, 24, 13, 5, 7, 123456, tzinfo=UTC),
+}
+KEYS = (*ROW, "ticket_id")
+
+
+@pytest.fixture
+def ticket(tf: Tierflow, clock: FakeClock) -> tuple[int, int]:
+    account_id = tf.account_id("acme")
+    t = tf.create_ticket(
+        account="acme", kind="technical", category="login_password", subject="s", channel="chat"
+    )
+    return account_id, t.id
+
+
+def raw_rows(tf: Tierflow, ticket_id: int, seqs: tuple[int, int]) -> list[tuple[object, ...]]:
+    """The stored rows as the driver returns them, without any SQLAlchemy type processing."""
+    cols = ", ".join(f'"{c}"' for c in ROW if c != "account_id")
+    with tf.db.read() as conn:
+        return [
+            tuple(r)
+            for r in conn.exec_driver_sql(
+                f"SELECT {cols} FROM ticket_event WHERE ticket_id = {int(ticket_id)} "
+                f"AND seq IN ({seqs[0]}, {seqs[1]}) ORDER BY seq"
+            )
+        ]
+
+
+def test_an_insert_stores_what_connection_execute_stores(
+    tf: Tierflow, ticket: tuple[int, int]
+) -> None:
+    account_id, ticket_id = ticket
+    row = {**ROW, "account_id": account_id, "ticket_id": ticket_id}
+    with tf.db.write() as conn:
+        conn.execute(sa.insert(E), {**row, "seq": 100})
+        Prepared(sa.insert(E), keys=KEYS).execute_many(conn, [{**row, "seq": 101}])
+    via_sqlalchemy, via_prepared = raw_rows(tf, ticket_id, (100, 101))
+    assert via_sqlalchemy[1:] == via_prepared[1:]
+    assert (via_sqlalchemy[0], via_prepared[0]) == (100, 101)
+
+
+def test_a_select_reads_what_connection_execute_reads(
+    tf: Tierflow, ticket: tuple[int, int]
+) -> None:
+    _account_id, ticket_id = ticket
+    stmt = sa.select(T).where(T.c.id == sa.bindparam("b_id"))
+    with tf.db.read() as conn:
+        expected = dict(conn.execute(stmt, {"b_id": ticket_id}).mappings().one())
+        got = Prepared(stmt).first(conn, {"b_id": ticket_id})
+        missing = Prepared(stmt).first(conn, {"b_id": ticket_id + 1000})
+    assert got == expected
+    assert got["created_at"].tzinfo is UTC  # the UTCDateTime result processor ran
+    assert missing is None
+
+
+def test_an_update_reports_the_rows_it_matched(tf: Tierflow, ticket: tuple[int, int]) -> None:
+    _account_id, ticket_id = ticket
+    stmt = Prepared(
+        sa.update(T)
+        .where(T.c.id == sa.bindparam("b_id"), T.c.version == sa.bindparam("b_version"))
+        .values(subject=sa.bindparam("subject"))
+    )
+    with tf.db.write() as conn:
+        assert stmt.execute(conn, {"b_id": ticket_id, "b_version": 1, "subject": "new"}) == 1
+        assert stmt.execute(conn, {"b_id": ticket_id, "b_version": 99, "subject": "x"}) == 0
+    assert tf.get_ticket(account="acme", ticket_id=ticket_id).subject == "new"
+
+
+def test_a_driver_error_is_sqlalchemys_error_and_rolls_back(
+    tf: Tierflow, ticket: tuple[int, int]
+) -> None:
+    account_id, ticket_id = ticket
+    row = {**ROW, "account_id": account_id, "ticket_id": ticket_id, "seq": 1}  # seq 1 exists
+    insert = Prepared(sa.insert(E), keys=KEYS)
+    with pytest.raises(sa.exc.IntegrityError) as caught, tf.db.write() as conn:
+        insert.execute_many(conn, [{**row, "seq": 50}])
+        insert.execute_many(conn, [row])
+    assert caught.value.orig is not None
+    assert raw_rows(tf, ticket_id, (50, 50)) == []  # the whole transaction was rolled back
+
+
+def test_a_statement_that_needs_defaults_is_refused_when_compiled(tf: Tierflow) -> None:
+    partial = Prepared(sa.insert(E), keys=("ticket_id", "account_id", "seq", "kind", "at"))
+    with tf.db.read() as conn, pytest.raises(ValueError) as caught:
+        partial.compiled(conn.dialect)
+    assert str(caught.value) == (
+        "statement needs SQLAlchemy's execution context "
+        "(defaults for ['data', 'changes', 'response'], literal or callable values)"
+    )
+
+
+def test_a_missing_value_is_a_key_error_before_anything_runs(
+    tf: Tierflow, ticket: tuple[int, int]
+) -> None:
+    stmt = Prepared(sa.select(T.c.id).where(T.c.id == sa.bindparam("b_id")))
+    with tf.db.read() as conn, pytest.raises(KeyError, match="b_id"):
+        stmt.first(conn, {})

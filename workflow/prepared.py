@@ -1,0 +1,154 @@
+"""Prepared statements: SQLAlchemy Core statements compiled once per dialect and executed on
+the DBAPI cursor of the current transaction.
+
+The hot path (a fire: load, compare-and-set, event insert, count upsert) runs four statements
+per unit of work. SQLAlchemy's execution layer costs several times what SQLite takes to run
+them (measured in ``bench/FINDINGS.md``), so these statements skip it: each is compiled once
+per dialect, its parameters go through SQLAlchemy's *own* bind processors (so what is stored
+is byte for byte what ``Connection.execute`` would store) and its rows through the result
+processors. They run inside the caller's SQLAlchemy transaction, on the same DBAPI
+connection; a driver error comes back as SQLAlchemy's ``DBAPIError`` (with ``orig`` and, for
+a lost connection, the connection invalidated), exactly as from ``Connection.execute``.
+
+Only plain statements qualify: every bound name must be given by the caller (no Python-side
+column defaults, no expanding or literal-rendered parameters). :class:`Prepared` checks that
+when it compiles, so a statement that would need SQLAlchemy's execution context fails loudly.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+
+__all__ = ["Prepared", "driver_sql"]
+
+Processor = Callable[[Any], Any]
+
+
+class _Compiled:
+    __slots__ = ("binds", "columns", "names", "positional", "results", "sql")
+
+    def __init__(self, stmt: Any, dialect: Dialect, keys: Sequence[str] | None) -> None:
+        # for_executemany: no implicit RETURNING of an INSERT's new id (nobody reads it)
+        compiled = stmt.compile(
+            dialect=dialect, column_keys=list(keys) if keys else None, for_executemany=True
+        )
+        self.sql: str = compiled.string
+        self.positional: bool = bool(compiled.positional)
+        names = list(compiled.positiontup or []) if self.positional else list(compiled.binds)
+        missing = [n for n in names if keys is not None and n not in keys]
+        plain = all(
+            b.callable is None and (b.value is None or b.required) for b in compiled.binds.values()
+        )
+        if missing or not plain or compiled.literal_execute_params or compiled.post_compile_params:
+            raise ValueError(
+                f"statement needs SQLAlchemy's execution context (defaults for {missing}, "
+                "literal or callable values)"
+            )
+        self.names: tuple[str, ...] = tuple(names)
+        self.binds: dict[str, Processor] = {}
+        for name in dict.fromkeys(names):
+            proc = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                self.binds[name] = proc
+        self.results: list[Processor | None] = []
+        self.columns: tuple[str, ...] = ()
+        if isinstance(stmt, sa.Select):
+            self.columns = tuple(stmt.selected_columns.keys())
+            for col in stmt.selected_columns:
+                self.results.append(col.type.dialect_impl(dialect).result_processor(dialect, None))
+
+    def params(self, values: Mapping[str, Any]) -> Any:
+        binds = self.binds
+        if self.positional:
+            out = []
+            for n in self.names:
+                v = values[n]
+                p = binds.get(n)
+                out.append(v if p is None or v is None else p(v))
+            return tuple(out)
+        named = {}
+        for n in self.names:
+            v = values[n]
+            p = binds.get(n)
+            named[n] = v if p is None or v is None else p(v)
+        return named
+
+    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(
+            v if p is None or v is None else p(v) for p, v in zip(self.results, raw, strict=True)
+        )
+
+
+class Prepared:
+    """``stmt``, compiled on first use per dialect. ``keys``: for an INSERT, the columns every
+    row gives (the statement is compiled for exactly those)."""
+
+    def __init__(self, stmt: Any, keys: Iterable[str] | None = None) -> None:
+        self.stmt = stmt
+        self.keys = tuple(keys) if keys is not None else None
+        self._compiled: weakref.WeakKeyDictionary[Dialect, _Compiled] = weakref.WeakKeyDictionary()
+
+    def compiled(self, dialect: Dialect) -> _Compiled:
+        c = self._compiled.get(dialect)
+        if c is None:
+            c = self._compiled[dialect] = _Compiled(self.stmt, dialect, self.keys)
+        return c
+
+    def execute(self, conn: Connection, values: Mapping[str, Any]) -> int:
+        """Run with one set of values; the number of rows it matched."""
+        c = self.compiled(conn.dialect)
+        return _run(conn, c.sql, c.params(values), many=False).rowcount  # type: ignore[no-any-return]
+
+    def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        c = self.compiled(conn.dialect)
+        if len(rows) == 1:
+            _run(conn, c.sql, c.params(rows[0]), many=False).close()
+        else:
+            _run(conn, c.sql, [c.params(r) for r in rows], many=True).close()
+
+    def first(self, conn: Connection, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The first row as a dict keyed by the selected columns' names, or None."""
+        c = self.compiled(conn.dialect)
+        cur = _run(conn, c.sql, c.params(values), many=False)
+        try:
+            raw = cur.fetchone()
+        finally:
+            cur.close()
+        if raw is None:
+            return None
+        return dict(zip(c.columns, c.row(raw), strict=True))
+
+
+def driver_sql(conn: Connection, sql: str) -> None:
+    """Run a parameterless statement (``BEGIN IMMEDIATE``) on the DBAPI connection."""
+    _run(conn, sql, (), many=False).close()
+
+
+def _run(conn: Connection, sql: str, params: Any, *, many: bool) -> Any:
+    dbapi_conn = conn.connection.dbapi_connection
+    assert dbapi_conn is not None
+    cursor = dbapi_conn.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        cursor.close()
+        lost = conn.dialect.is_disconnect(exc, dbapi_conn, cursor)
+        if lost:
+            conn.invalidate(exc)
+        raise sa.exc.DBAPIError.instance(
+            sql,
+            params,
+            exc,
+            conn.dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=conn.dialect,
+        ) from exc
+    return cursor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -45,6 +46,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Everything built at startup (schemas, routes, machines, metadata) lives as long as
+        # the process: out of the collector's sight, a full collection no longer walks it
+        # (measured: 25 ms pauses, every few thousand requests, that every request in flight
+        # waited for).
+        gc.collect()
+        gc.freeze()
         task = None
         if background and settings.sla_scan_seconds > 0:
             task = asyncio.create_task(_scan_forever(engine, settings.sla_scan_seconds))
@@ -69,7 +76,8 @@ def create_app(
     problems.document(app)
     observability.install(app)
     observability.observe_engine(engine)
-    for module in (health, accounts, tickets, workflows, diagrams):
+    # tickets first: routes are matched in order, and the trigger route is the busiest
+    for module in (tickets, health, accounts, workflows, diagrams):
         app.include_router(module.router)
     app.mount("/ui", StaticFiles(directory=UI, html=True), name="ui")
     return app

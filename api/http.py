@@ -47,8 +47,19 @@ def idempotency(key: str | None, role: str, *parts: Any) -> Idempotency | None:
     return Idempotency.of(key.strip(), role, *parts)
 
 
-def ticket_answer(response: Response, ticket: TicketView) -> TicketPublic:
-    response.headers["ETag"] = etag(ticket.version)
+def ticket_answer(
+    ticket: TicketView, *, status: int = 200, location: str | None = None
+) -> Response:
+    """The ticket as ``TicketPublic`` JSON with its ETag. Serialised here, once: handing FastAPI
+    the model would have it validated against ``response_model`` again on the hot path."""
+    headers = {"ETag": etag(ticket.version)}
     if ticket.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return TicketPublic.of(ticket)
+        headers["Idempotent-Replayed"] = "true"
+    if location is not None:
+        headers["Location"] = location
+    return Response(
+        TicketPublic.of(ticket).model_dump_json(by_alias=True),
+        status_code=status,
+        headers=headers,
+        media_type="application/json",
+    )

@@ -18,7 +18,6 @@ import logging
 import os
 import re
 import time
-import uuid
 from typing import Any
 
 from fastapi import FastAPI
@@ -52,6 +51,9 @@ DB_SECONDS = Counter(
     "tierflow_db_seconds_total", "Time spent in database transactions (connect to commit)"
 )
 
+_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+"""Metric children per (method, route template, status): ``labels()`` on every request costs
+a lock and a tuple of label strings."""
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -96,7 +98,7 @@ class Observability:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
                 break
-        rid = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        rid = incoming if _SANE_ID.match(incoming) else os.urandom(16).hex()
         token = request_id.set(rid)
         status = 500
         start = time.perf_counter()
@@ -116,8 +118,15 @@ class Observability:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
-            REQUESTS.labels(method, template, str(status)).inc()
-            LATENCY.labels(method, template).observe(elapsed)
+            key = (method, template, status)
+            children = _children.get(key)
+            if children is None:
+                children = _children[key] = (
+                    REQUESTS.labels(method, template, str(status)),
+                    LATENCY.labels(method, template),
+                )
+            children[0].inc()
+            children[1].observe(elapsed)
             if status >= 500 or elapsed >= self.slow:
                 log.warning(
                     "request",

@@ -30,7 +30,7 @@ Processor = Callable[[Any], Any]
 
 
 class _Compiled:
-    __slots__ = ("binds", "columns", "names", "positional", "results", "sql")
+    __slots__ = ("bind_at", "binds", "columns", "names", "positional", "result_at", "sql")
 
     def __init__(self, stmt: Any, dialect: Dialect, keys: Sequence[str] | None) -> None:
         # for_executemany: no implicit RETURNING of an INSERT's new id (nobody reads it)
@@ -55,33 +55,43 @@ class _Compiled:
             proc = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
             if proc is not None:
                 self.binds[name] = proc
-        self.results: list[Processor | None] = []
+        self.bind_at = [(i, self.binds[n]) for i, n in enumerate(names) if n in self.binds]
         self.columns: tuple[str, ...] = ()
+        self.result_at: list[tuple[str, Processor]] = []
         if isinstance(stmt, sa.Select):
             self.columns = tuple(stmt.selected_columns.keys())
-            for col in stmt.selected_columns:
-                self.results.append(col.type.dialect_impl(dialect).result_processor(dialect, None))
+            for name, col in zip(self.columns, stmt.selected_columns, strict=True):
+                proc = col.type.dialect_impl(dialect).result_processor(dialect, None)
+                if proc is not None:
+                    self.result_at.append((name, proc))
 
     def params(self, values: Mapping[str, Any]) -> Any:
-        binds = self.binds
         if self.positional:
-            out = []
-            for n in self.names:
-                v = values[n]
-                p = binds.get(n)
-                out.append(v if p is None or v is None else p(v))
-            return tuple(out)
-        named = {}
-        for n in self.names:
-            v = values[n]
-            p = binds.get(n)
-            named[n] = v if p is None or v is None else p(v)
-        return named
+            return tuple([values[n] for n in self.names])
+        return {n: values[n] for n in self.names}
 
-    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
-        return tuple(
-            v if p is None or v is None else p(v) for p, v in zip(self.results, raw, strict=True)
-        )
+    def processed(self, values: Mapping[str, Any]) -> Any:
+        """The driver's parameters for ``values``: bind processors applied, in bind order."""
+        out = self.params(values)
+        if not self.binds:
+            return out
+        if self.positional:
+            out = list(out)
+            for i, p in self.bind_at:
+                if out[i] is not None:
+                    out[i] = p(out[i])
+            return tuple(out)
+        for n, p in self.binds.items():
+            if out[n] is not None:
+                out[n] = p(out[n])
+        return out
+
+    def row(self, raw: Sequence[Any]) -> dict[str, Any]:
+        out = dict(zip(self.columns, raw, strict=True))
+        for name, p in self.result_at:
+            if out[name] is not None:
+                out[name] = p(out[name])
+        return out
 
 
 class Prepared:
@@ -102,26 +112,26 @@ class Prepared:
     def execute(self, conn: Connection, values: Mapping[str, Any]) -> int:
         """Run with one set of values; the number of rows it matched."""
         c = self.compiled(conn.dialect)
-        return _run(conn, c.sql, c.params(values), many=False).rowcount  # type: ignore[no-any-return]
+        return _run(conn, c.sql, c.processed(values), many=False).rowcount  # type: ignore[no-any-return]
 
     def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         c = self.compiled(conn.dialect)
         if len(rows) == 1:
-            _run(conn, c.sql, c.params(rows[0]), many=False).close()
+            _run(conn, c.sql, c.processed(rows[0]), many=False).close()
         else:
-            _run(conn, c.sql, [c.params(r) for r in rows], many=True).close()
+            _run(conn, c.sql, [c.processed(r) for r in rows], many=True).close()
 
     def first(self, conn: Connection, values: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row as a dict keyed by the selected columns' names, or None."""
         c = self.compiled(conn.dialect)
-        cur = _run(conn, c.sql, c.params(values), many=False)
+        cur = _run(conn, c.sql, c.processed(values), many=False)
         try:
             raw = cur.fetchone()
         finally:
             cur.close()
         if raw is None:
             return None
-        return dict(zip(c.columns, c.row(raw), strict=True))
+        return c.row(raw)
 
 
 def driver_sql(conn: Connection, sql: str) -> None:

@@ -43,9 +43,8 @@ ERRORS: dict[int | str, dict[str, str]] = {
 async def create_ticket(
     body: TicketCreate,
     scope: ScopeDep,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> TicketPublic:
+) -> Response:
     """Open a ticket. `received_at` imports one raised earlier elsewhere (not in the future)."""
     ticket = scope.engine.create_ticket(
         account=scope.account,
@@ -66,8 +65,9 @@ async def create_ticket(
             idempotency_key, scope.role, "create", body.model_dump(mode="json")
         ),
     )
-    response.headers["Location"] = f"/v1/accounts/{scope.account}/tickets/{ticket.id}"
-    return ticket_answer(response, ticket)
+    return ticket_answer(
+        ticket, status=201, location=f"/v1/accounts/{scope.account}/tickets/{ticket.id}"
+    )
 
 
 @router.get("/tickets", response_model=TicketPage)
@@ -111,8 +111,8 @@ async def work_queue(
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketPublic, responses=ERRORS)
-async def get_ticket(ticket: TicketDep, response: Response) -> TicketPublic:
-    return ticket_answer(response, ticket)
+async def get_ticket(ticket: TicketDep) -> Response:
+    return ticket_answer(ticket)
 
 
 @router.patch("/tickets/{ticket_id}", response_model=TicketPublic, responses=ERRORS)
@@ -120,9 +120,8 @@ async def update_ticket(
     ticket_id: int,
     body: TicketUpdate,
     scope: ScopeDep,
-    response: Response,
     if_match: IfMatch = None,
-) -> TicketPublic:
+) -> Response:
     """Set complexity / urgency (priority follows the matrix) or re-categorise (staff)."""
     ticket = scope.engine.update_fields(
         account=scope.account,
@@ -135,7 +134,7 @@ async def update_ticket(
         note=body.note,
         expected_version=expected_version(if_match),
     )
-    return ticket_answer(response, ticket)
+    return ticket_answer(ticket)
 
 
 @router.get("/tickets/{ticket_id}/triggers", response_model=list[TriggerOption])
@@ -153,11 +152,10 @@ async def fire_trigger(
     ticket_id: int,
     trigger: str,
     scope: ScopeDep,
-    response: Response,
     body: FireRequest | None = None,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
-) -> TicketPublic:
+) -> Response:
     """Fire a trigger. `If-Match` applies it only at that version; `Idempotency-Key` makes a
     retry return the first answer."""
     body = body or FireRequest()
@@ -174,7 +172,7 @@ async def fire_trigger(
             idempotency_key, scope.role, "fire", ticket_id, trigger, body.note, body.data
         ),
     )
-    return ticket_answer(response, ticket)
+    return ticket_answer(ticket)
 
 
 @router.post(
@@ -187,10 +185,9 @@ async def respond(
     ticket_id: int,
     body: ResponseCreate,
     scope: ScopeDep,
-    response: Response,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
-) -> TicketPublic:
+) -> Response:
     """A staff reply to the customer; the first one stops the first-response clock."""
     ticket = scope.engine.respond(
         account=scope.account,
@@ -201,7 +198,7 @@ async def respond(
         expected_version=expected_version(if_match),
         idempotency=idempotency(idempotency_key, scope.role, "respond", ticket_id, body.body),
     )
-    return ticket_answer(response, ticket)
+    return ticket_answer(ticket, status=201)
 
 
 @router.post("/tickets/{ticket_id}/playbook/{step}", response_model=TicketPublic, responses=ERRORS)
@@ -210,10 +207,9 @@ async def record_playbook_step(
     step: str,
     body: PlaybookStepRequest,
     scope: ScopeDep,
-    response: Response,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
-) -> TicketPublic:
+) -> Response:
     """Record the next step of the category's playbook, in order; `solved` resolves."""
     ticket = scope.engine.record_playbook_step(
         account=scope.account,
@@ -228,7 +224,7 @@ async def record_playbook_step(
             idempotency_key, scope.role, "step", ticket_id, step, body.outcome, body.note
         ),
     )
-    return ticket_answer(response, ticket)
+    return ticket_answer(ticket)
 
 
 @router.get("/tickets/{ticket_id}/events", response_model=list[EventPublic])

@@ -40,7 +40,8 @@ class TokenStore:
     def __init__(self, tf: Tierflow, admin_token: str | None) -> None:
         self.tf = tf
         self._admin_digest = digest(admin_token) if admin_token else None
-        self._cache: dict[str, Principal] = {}
+        self._cache: dict[str, Principal] = {}  # by digest
+        self._by_token: dict[str, Principal] = {}  # tokens seen: no hashing on the hot path
 
     def ensure_admin(self) -> str | None:
         """With no admin token configured, create one on first start; return it (once)."""
@@ -81,6 +82,15 @@ class TokenStore:
             return int(res.scalar_one())
 
     def resolve(self, token: str) -> Principal | None:
+        known = self._by_token.get(token)
+        if known is not None:
+            return known
+        principal = self._resolve(token)
+        if principal is not None and len(self._by_token) < 10_000:
+            self._by_token[token] = principal
+        return principal
+
+    def _resolve(self, token: str) -> Principal | None:
         d = digest(token)
         if self._admin_digest is not None and hmac.compare_digest(d, self._admin_digest):
             return Principal(None, None, ADMIN, "platform admin")

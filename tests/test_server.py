@@ -169,3 +169,31 @@ def test_serve_refuses_an_outdated_schema(tmp_path: Path) -> None:
     )
     assert out.returncode == 1
     assert "run `tierflow db upgrade`" in out.stderr
+
+
+def test_tokens_resolve_from_memory_once_seen_and_never_cache_a_miss(
+    db_url: str, clock: FakeClock
+) -> None:
+    tf = Tierflow(db_url, clock=clock)
+    tf.create_account(slug="acme", name="Acme")
+    tokens = TokenStore(tf, "admin-secret")
+    _id, token = tokens.issue(account="acme", role="l1_agent", name="Ana")
+    first = tokens.resolve(token)
+    assert first is not None and (first.account, first.role, first.name) == (
+        "acme",
+        "l1_agent",
+        "Ana",
+    )
+    tf.db.dispose()  # a hot-path lookup must not need the database any more
+    tf.db.engine.dispose()
+    reads = []
+    tf.db.on_transaction = reads.append
+    assert tokens.resolve(token) is first
+    assert reads == []
+    assert tokens.resolve("tft_unknown") is None
+    assert reads != []  # a miss went to the database ...
+    assert tokens.resolve("tft_unknown") is None
+    assert len(reads) == 2  # ... and goes again: misses are never cached
+    admin = tokens.resolve("admin-secret")
+    assert admin is not None and admin.is_admin
+    tf.db.dispose()

@@ -67,9 +67,12 @@ class TicketState:
 
     def as_columns(self) -> dict[str, Any]:
         """Flat column values (the SLA fields spread out)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sla"}
+        out = {name: getattr(self, name) for name in _COLUMN_FIELDS}
         out.update(self.sla.as_columns())
         return out
+
+
+_COLUMN_FIELDS = tuple(f.name for f in fields(TicketState) if f.name != "sla")
 
 
 def apply(definition: Definition, ticket: TicketState | None, event: EventRecord) -> TicketState:

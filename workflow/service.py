@@ -525,8 +525,8 @@ class Tierflow:
             new = ticket
             for event, _note in todo:
                 new = apply(d, new, event)
-            before = ticket.as_columns()
-            values = {k: v for k, v in new.as_columns().items() if before.get(k) != v}
+            # only what differs from the stored row (unchanged columns would rewrite indexes)
+            values = {k: v for k, v in new.as_columns().items() if row.get(k) != v}
             values["updated_at"] = now
             matched = _cas(tuple(values)).execute(
                 conn, {**values, "b_id": ticket_id, "b_version": ticket.version}

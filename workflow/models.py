@@ -1,8 +1,8 @@
 """SQLModel tables: accounts, tickets, their append-only history, definitions, tokens.
 
 Instants are stored in UTC (:class:`UTCDateTime` keeps them timezone-aware on every backend).
-The hot path (firing a trigger) uses these tables through SQLAlchemy Core (``Ticket.__table__``);
-the ORM serves the colder paths.
+The hot path (firing a trigger) uses these tables through SQLAlchemy Core statements prepared
+once per dialect (:mod:`workflow.prepared`); the ORM serves the colder paths.
 """
 
 from __future__ import annotations

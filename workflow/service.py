@@ -4,7 +4,8 @@ Each unit of work is one transaction: read the ticket, decide with the definitio
 fold the resulting event(s) with :func:`workflow.history.apply`, then compare-and-set the ticket
 on its ``version`` and append the event rows. A refusal raises before anything is written; a
 lost race is retried a bounded number of times (or reported as :class:`VersionMismatch` when the
-caller named the version it expected). The hot path speaks SQLAlchemy Core.
+caller named the version it expected). The hot path's statements are SQLAlchemy Core,
+prepared once per dialect (:mod:`workflow.prepared`).
 
 :class:`Tierflow` is the engine's one entry point; its read side lives in
 :mod:`workflow.queries`, its background jobs in :mod:`workflow.jobs`, the replay check in

@@ -86,8 +86,8 @@ class TokenStore:
         if known is not None:
             return known
         principal = self._resolve(token)
-        if principal is not None and len(self._by_token) < 10_000:
-            self._by_token[token] = principal
+        if principal is not None and not principal.is_admin and len(self._by_token) < 10_000:
+            self._by_token[token] = principal  # the admin token is always compared in full
         return principal
 
     def _resolve(self, token: str) -> Principal | None:

@@ -122,3 +122,50 @@ def test_a_missing_value_is_a_key_error_before_anything_runs(
     stmt = Prepared(sa.select(T.c.id).where(T.c.id == sa.bindparam("b_id")))
     with tf.db.read() as conn, pytest.raises(KeyError, match="b_id"):
         stmt.first(conn, {})
+
+
+def test_a_json_none_is_stored_as_connection_execute_stores_it(
+    tf: Tierflow, ticket: tuple[int, int]
+) -> None:
+    account_id, ticket_id = ticket
+    row = {**ROW, "account_id": account_id, "ticket_id": ticket_id, "data": None}
+    with tf.db.write() as conn:
+        conn.execute(sa.insert(E), {**row, "seq": 100})
+        Prepared(sa.insert(E), keys=KEYS).execute_many(conn, [{**row, "seq": 101}])
+    via_sqlalchemy, via_prepared = raw_rows(tf, ticket_id, (100, 101))
+    assert via_sqlalchemy[1:] == via_prepared[1:]
+
+
+def test_a_read_begins_its_transaction_first_like_connection_execute(
+    tf: Tierflow, ticket: tuple[int, int]
+) -> None:
+    _account_id, ticket_id = ticket
+    stmt = Prepared(sa.select(T.c.id).where(T.c.id == sa.bindparam("b_id")))
+    statements: list[str] = []
+    with tf.db.read() as conn:
+        raw = conn.connection.dbapi_connection
+        if tf.db.is_sqlite:  # every statement SQLite runs on this connection, in order
+            raw.set_trace_callback(lambda sql: statements.append(sql.split()[0]))  # type: ignore[union-attr]
+        assert not conn.in_transaction()
+        assert stmt.first(conn, {"b_id": ticket_id}) == {"id": ticket_id}
+        assert conn.in_transaction()
+        if tf.db.is_sqlite:
+            raw.set_trace_callback(None)  # type: ignore[union-attr]
+            assert statements == ["BEGIN", "SELECT"]  # one snapshot for what follows
+
+
+def test_a_lost_writer_connection_is_sqlalchemys_error_and_the_next_write_works(
+    tf: Tierflow, ticket: tuple[int, int]
+) -> None:
+    if not tf.db.is_sqlite:
+        pytest.skip("SQLite's single writer connection (PostgreSQL pre-pings its pool)")
+    _account_id, ticket_id = ticket
+    with tf.db.write() as conn:
+        raw = conn.connection.dbapi_connection
+    assert raw is not None
+    raw.close()  # the writer's connection dies between two units of work
+    with pytest.raises(sa.exc.DBAPIError) as caught:
+        tf.fire(account="acme", ticket_id=ticket_id, trigger="triage", role="l1_agent")
+    assert caught.value.connection_invalidated
+    fired = tf.fire(account="acme", ticket_id=ticket_id, trigger="triage", role="l1_agent")
+    assert (fired.state, fired.version) == ("l1_triage", 2)

@@ -197,3 +197,28 @@ def test_tokens_resolve_from_memory_once_seen_and_never_cache_a_miss(
     admin = tokens.resolve("admin-secret")
     assert admin is not None and admin.is_admin
     tf.db.dispose()
+
+
+def test_an_app_built_in_process_freezes_nothing(db_url: str, clock: FakeClock) -> None:
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    before = gc.get_freeze_count()
+    tf = Tierflow(db_url, clock=clock)
+    with TestClient(create_app(engine=tf, background=False)) as client:
+        assert client.get("/healthz").status_code == 200
+    assert gc.get_freeze_count() == before  # only `app_from_env` (a server worker) freezes
+    tf.db.dispose()
+
+
+def test_the_admin_token_is_never_kept_by_value(db_url: str, clock: FakeClock) -> None:
+    tf = Tierflow(db_url, clock=clock)
+    tokens = TokenStore(tf, "admin-secret")
+    for _ in range(2):
+        admin = tokens.resolve("admin-secret")
+        assert admin is not None and admin.is_admin
+    assert "admin-secret" not in tokens._by_token
+    tf.db.dispose()

@@ -10,6 +10,9 @@ processors. They run inside the caller's SQLAlchemy transaction, on the same DBA
 connection; a driver error comes back as SQLAlchemy's ``DBAPIError`` (with ``orig`` and, for
 a lost connection, the connection invalidated), exactly as from ``Connection.execute``.
 
+Unlike ``Connection.execute``, these statements fire no ``before_cursor_execute`` /
+``handle_error`` events and are not echoed by ``echo=True``.
+
 Only plain statements qualify: every bound name must be given by the caller (no Python-side
 column defaults, no expanding or literal-rendered parameters). :class:`Prepared` checks that
 when it compiles, so a statement that would need SQLAlchemy's execution context fails loudly.
@@ -17,6 +20,7 @@ when it compiles, so a statement that would need SQLAlchemy's execution context 
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -30,7 +34,17 @@ Processor = Callable[[Any], Any]
 
 
 class _Compiled:
-    __slots__ = ("bind_at", "binds", "columns", "names", "positional", "result_at", "sql")
+    __slots__ = (
+        "bind_at",
+        "binds",
+        "columns",
+        "escaped",
+        "keys",
+        "names",
+        "positional",
+        "result_at",
+        "sql",
+    )
 
     def __init__(self, stmt: Any, dialect: Dialect, keys: Sequence[str] | None) -> None:
         # for_executemany: no implicit RETURNING of an INSERT's new id (nobody reads it)
@@ -50,6 +64,9 @@ class _Compiled:
                 "literal or callable values)"
             )
         self.names: tuple[str, ...] = tuple(names)
+        # named styles: a bind name the driver cannot take is escaped in the SQL text
+        self.escaped: dict[str, str] = dict(compiled.escaped_bind_names or {})
+        self.keys = tuple(self.escaped.get(n, n) for n in names)
         self.binds: dict[str, Processor] = {}
         for name in dict.fromkeys(names):
             proc = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
@@ -65,32 +82,24 @@ class _Compiled:
                 if proc is not None:
                     self.result_at.append((name, proc))
 
-    def params(self, values: Mapping[str, Any]) -> Any:
-        if self.positional:
-            return tuple([values[n] for n in self.names])
-        return {n: values[n] for n in self.names}
-
     def processed(self, values: Mapping[str, Any]) -> Any:
-        """The driver's parameters for ``values``: bind processors applied, in bind order."""
-        out = self.params(values)
-        if not self.binds:
-            return out
+        """The driver's parameters for ``values``: bind processors applied (to None too, as
+        SQLAlchemy does: a JSON None is stored as ``null``), in bind order."""
         if self.positional:
-            out = list(out)
+            out = [values[n] for n in self.names]
             for i, p in self.bind_at:
-                if out[i] is not None:
-                    out[i] = p(out[i])
+                out[i] = p(out[i])
             return tuple(out)
+        named = {key: values[n] for n, key in zip(self.names, self.keys, strict=True)}
         for n, p in self.binds.items():
-            if out[n] is not None:
-                out[n] = p(out[n])
-        return out
+            key = self.escaped.get(n, n)
+            named[key] = p(named[key])
+        return named
 
     def row(self, raw: Sequence[Any]) -> dict[str, Any]:
         out = dict(zip(self.columns, raw, strict=True))
         for name, p in self.result_at:
-            if out[name] is not None:
-                out[name] = p(out[name])
+            out[name] = p(out[name])
         return out
 
 
@@ -112,44 +121,53 @@ class Prepared:
     def execute(self, conn: Connection, values: Mapping[str, Any]) -> int:
         """Run with one set of values; the number of rows it matched."""
         c = self.compiled(conn.dialect)
-        return _run(conn, c.sql, c.processed(values), many=False).rowcount  # type: ignore[no-any-return]
+        return _run(conn, c.sql, c.processed(values))[0]
 
     def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         c = self.compiled(conn.dialect)
         if len(rows) == 1:
-            _run(conn, c.sql, c.processed(rows[0]), many=False).close()
+            _run(conn, c.sql, c.processed(rows[0]))
         else:
-            _run(conn, c.sql, [c.processed(r) for r in rows], many=True).close()
+            _run(conn, c.sql, [c.processed(r) for r in rows], many=True)
 
     def first(self, conn: Connection, values: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row as a dict keyed by the selected columns' names, or None."""
         c = self.compiled(conn.dialect)
-        cur = _run(conn, c.sql, c.processed(values), many=False)
-        try:
-            raw = cur.fetchone()
-        finally:
-            cur.close()
-        if raw is None:
-            return None
-        return c.row(raw)
+        raw = _run(conn, c.sql, c.processed(values), fetch=True)[1]
+        return None if raw is None else c.row(raw)
 
 
 def driver_sql(conn: Connection, sql: str) -> None:
-    """Run a parameterless statement (``BEGIN IMMEDIATE``) on the DBAPI connection."""
-    _run(conn, sql, (), many=False).close()
+    """Run a parameterless statement on the DBAPI connection: ``BEGIN IMMEDIATE`` from inside
+    SQLAlchemy's ``begin`` event, so it never begins a transaction itself."""
+    _run(conn, sql, (), autobegin=False)
 
 
-def _run(conn: Connection, sql: str, params: Any, *, many: bool) -> Any:
+def _run(
+    conn: Connection,
+    sql: str,
+    params: Any,
+    *,
+    many: bool = False,
+    fetch: bool = False,
+    autobegin: bool = True,
+) -> tuple[int, Any]:
+    """(rowcount, first row if ``fetch``). Like ``Connection.execute``: begins the connection's
+    transaction when none is open, and turns any driver error - from the cursor, the
+    statement or the fetch - into SQLAlchemy's, invalidating a lost connection."""
+    if autobegin and not conn.in_transaction():
+        conn.begin()
     dbapi_conn = conn.connection.dbapi_connection
     assert dbapi_conn is not None
-    cursor = dbapi_conn.cursor()
+    cursor = None
     try:
+        cursor = dbapi_conn.cursor()
         if many:
             cursor.executemany(sql, params)
         else:
             cursor.execute(sql, params)
+        return cursor.rowcount, (cursor.fetchone() if fetch else None)
     except conn.dialect.loaded_dbapi.Error as exc:
-        cursor.close()
         lost = conn.dialect.is_disconnect(exc, dbapi_conn, cursor)
         if lost:
             conn.invalidate(exc)
@@ -161,4 +179,7 @@ def _run(conn: Connection, sql: str, params: Any, *, many: bool) -> Any:
             connection_invalidated=lost,
             dialect=conn.dialect,
         ) from exc
-    return cursor
+    finally:
+        if cursor is not None:  # (a cursor of a connection that just went away may refuse)
+            with contextlib.suppress(conn.dialect.loaded_dbapi.Error):
+                cursor.close()

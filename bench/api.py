@@ -43,15 +43,19 @@ LUA = Path(__file__).with_name("fire.lua")
 
 
 # --- servers --------------------------------------------------------------------------------
-def start_tierflow(cfg: Config, url: str, workers: int, tag: str, port: int) -> Server:
-    argv = [PYTHON, "-m", "api.cli", "--database-url", url, "serve", "--port", str(port)]
-    argv += ["--workers", str(workers)]
-    env = {
+def _tierflow_env(url: str) -> dict[str, str]:
+    return {
         "TIERFLOW_ADMIN_TOKEN": ADMIN_TOKEN,
         "TIERFLOW_SLA_SCAN_SECONDS": "0",
         "TIERFLOW_DATABASE_URL": url,
         "PYTHONPATH": str(ROOT),
     }
+
+
+def start_tierflow(cfg: Config, url: str, workers: int, tag: str, port: int) -> Server:
+    argv = [PYTHON, "-m", "api.cli", "--database-url", url, "serve", "--port", str(port)]
+    argv += ["--workers", str(workers)]
+    env = _tierflow_env(url)
     return Server(argv, port=port, env=env, log=cfg.workdir / f"{tag}.log", health="/healthz")
 
 
@@ -68,12 +72,7 @@ def start_floor(cfg: Config, url: str, tag: str, port: int) -> Server:
     Tierflow(url).db.dispose()  # the schema (``serve`` would create it; uvicorn does not)
     argv = [PYTHON, "-m", "uvicorn", "bench.floor_app:create_app", "--factory"]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-    env = {
-        "TIERFLOW_ADMIN_TOKEN": ADMIN_TOKEN,
-        "TIERFLOW_SLA_SCAN_SECONDS": "0",
-        "TIERFLOW_DATABASE_URL": url,
-        "PYTHONPATH": str(ROOT),
-    }
+    env = _tierflow_env(url)
     return Server(argv, port=port, env=env, log=cfg.workdir / f"{tag}.log", health="/healthz")
 
 

@@ -41,7 +41,7 @@ def deltas(old: TicketState | None, new: TicketState) -> list[Delta]:
 
 
 _upserts: dict[str, Prepared] = {}
-_ROW_KEYS = (*_KEY, "tickets", "breached")
+_ROW_KEYS = tuple(c.key for c in SC.columns)
 
 
 def _upsert(dialect: str) -> Prepared:

@@ -34,17 +34,7 @@ Processor = Callable[[Any], Any]
 
 
 class _Compiled:
-    __slots__ = (
-        "bind_at",
-        "binds",
-        "columns",
-        "escaped",
-        "keys",
-        "names",
-        "positional",
-        "result_at",
-        "sql",
-    )
+    __slots__ = ("bind_at", "columns", "keys", "names", "positional", "result_at", "sql")
 
     def __init__(self, stmt: Any, dialect: Dialect, keys: Sequence[str] | None) -> None:
         # for_executemany: no implicit RETURNING of an INSERT's new id (nobody reads it)
@@ -65,14 +55,17 @@ class _Compiled:
             )
         self.names: tuple[str, ...] = tuple(names)
         # named styles: a bind name the driver cannot take is escaped in the SQL text
-        self.escaped: dict[str, str] = dict(compiled.escaped_bind_names or {})
-        self.keys = tuple(self.escaped.get(n, n) for n in names)
-        self.binds: dict[str, Processor] = {}
-        for name in dict.fromkeys(names):
-            proc = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-            if proc is not None:
-                self.binds[name] = proc
-        self.bind_at = [(i, self.binds[n]) for i, n in enumerate(names) if n in self.binds]
+        escaped = dict(compiled.escaped_bind_names or {})
+        self.keys = tuple(escaped.get(n, n) for n in names)
+        procs = {
+            n: compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)
+            for n in dict.fromkeys(names)
+        }
+        # where each processor applies: a position (qmark) or a parameter name (pyformat)
+        spots = range(len(names)) if self.positional else self.keys
+        self.bind_at: list[tuple[Any, Processor]] = [
+            (at, procs[n]) for at, n in zip(spots, names, strict=True) if procs[n] is not None
+        ]
         self.columns: tuple[str, ...] = ()
         self.result_at: list[tuple[str, Processor]] = []
         if isinstance(stmt, sa.Select):
@@ -85,16 +78,14 @@ class _Compiled:
     def processed(self, values: Mapping[str, Any]) -> Any:
         """The driver's parameters for ``values``: bind processors applied (to None too, as
         SQLAlchemy does: a JSON None is stored as ``null``), in bind order."""
+        out: Any
         if self.positional:
             out = [values[n] for n in self.names]
-            for i, p in self.bind_at:
-                out[i] = p(out[i])
-            return tuple(out)
-        named = {key: values[n] for n, key in zip(self.names, self.keys, strict=True)}
-        for n, p in self.binds.items():
-            key = self.escaped.get(n, n)
-            named[key] = p(named[key])
-        return named
+        else:
+            out = {key: values[n] for n, key in zip(self.names, self.keys, strict=True)}
+        for at, p in self.bind_at:
+            out[at] = p(out[at])
+        return tuple(out) if self.positional else out
 
     def row(self, raw: Sequence[Any]) -> dict[str, Any]:
         out = dict(zip(self.columns, raw, strict=True))

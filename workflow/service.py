@@ -69,29 +69,14 @@ MAX_ATTEMPTS = 8
 RETRYABLE = {"40P01", "40001"}
 """SQLSTATEs after which a transaction is simply tried again (deadlock, serialization)."""
 
-# The hot path's statements are built once: building a statement and its cache key costs
-# SQLAlchemy about as much as executing it (measured: half of a fire, see bench/RESULTS.md).
-# and they run on the DBAPI cursor (workflow.prepared): SQLAlchemy's execution layer costs
-# several times what SQLite takes to run them.
+# The hot path's statements are built once (building a statement and its cache key costs
+# SQLAlchemy about as much as executing it) and run on the DBAPI cursor, through
+# workflow.prepared (SQLAlchemy's execution layer costs several times what SQLite takes to
+# run them). Measured in bench/FINDINGS.md.
 _LOAD = Prepared(
     sa.select(T).where(T.c.id == sa.bindparam("b_id"), T.c.account_id == sa.bindparam("b_account"))
 )
-_EVENT_KEYS = (
-    "ticket_id",
-    "account_id",
-    "seq",
-    "kind",
-    "trigger",
-    "from_state",
-    "to_state",
-    "actor",
-    "role",
-    "note",
-    "data",
-    "changes",
-    "response",
-    "at",
-)
+_EVENT_KEYS = tuple(c.key for c in E.columns if not c.primary_key)  # what each event row gives
 _INSERT_EVENT = Prepared(sa.insert(E), keys=_EVENT_KEYS)
 
 

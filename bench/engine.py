@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -128,12 +129,7 @@ def _event(tid: int, aid: int, seq: int, trigger: str, src: str, dest: str, now:
 def bench_core(cfg: Config) -> list[float]:
     """The same compare-and-set UPDATE (every state column) + event INSERT + COMMIT per fire,
     in SQLAlchemy Core on the same schema, WAL, synchronous=NORMAL, BEGIN IMMEDIATE."""
-    path = cfg.workdir / "engine_core.db"
-    tf = _engine(str(path))
-    ids = ticket_pool(tf, cfg.engine_tickets)
-    aid = tf.account_id(ACCOUNT)
-    states = _rows(tf, ids)
-    tf.db.dispose()
+    path, ids, aid, states = _ceiling_setup(cfg, "engine_core.db")
     eng = sa.create_engine(f"sqlite:///{path}")
 
     @sa.event.listens_for(eng, "connect")
@@ -153,39 +149,85 @@ def bench_core(cfg: Config) -> list[float]:
         .values({c: sa.bindparam(c) for c in [*next(iter(states.values())), "updated_at"]})
     )
     insert = sa.insert(E)
-    rounds = max(1, cfg.engine_fires // (2 * len(ids)))
-    fires = rounds * 2 * len(ids)
-    out = []
-    for _ in range(cfg.engine_repeats):
-        t0 = time.perf_counter()
-        for _ in range(rounds * 2):
-            for tid in ids:
-                st = states[tid]
-                old = st["version"]
-                now = datetime.now(UTC)
-                trigger, src, dest = _flip(st, now)
-                with eng.begin() as conn:
-                    res = conn.execute(
-                        update, {**st, "updated_at": now, "b_id": tid, "b_version": old}
-                    )
-                    assert res.rowcount == 1
-                    conn.execute(insert, _event(tid, aid, old + 1, trigger, src, dest, now))
-        out.append(fires / (time.perf_counter() - t0))
+
+    def unit(tid: int) -> None:
+        st = states[tid]
+        old = st["version"]
+        now = datetime.now(UTC)
+        trigger, src, dest = _flip(st, now)
+        with eng.begin() as conn:
+            res = conn.execute(update, {**st, "updated_at": now, "b_id": tid, "b_version": old})
+            assert res.rowcount == 1
+            conn.execute(insert, _event(tid, aid, old + 1, trigger, src, dest, now))
+
+    out = _rates(cfg, ids, unit)
     eng.dispose()
     return out
 
 
 def bench_raw(cfg: Config) -> list[float]:
     """The same unit through the sqlite3 module (fewer columns: state, version, timestamps)."""
-    path = cfg.workdir / "engine_raw.db"
+    path, ids, aid, states = _ceiling_setup(cfg, "engine_raw.db")
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+
+    def unit(tid: int) -> None:
+        st = states[tid]
+        old = st["version"]
+        now = datetime.now(UTC).replace(tzinfo=None).isoformat(" ")
+        trigger, src, dest = _flip(st, now)  # type: ignore[arg-type]
+        db.execute("BEGIN IMMEDIATE")
+        cur = db.execute(
+            "UPDATE ticket SET state=?, previous_state=?, state_entered_at=?, "
+            "version=?, updated_at=? WHERE id=? AND version=?",
+            (dest, src, now, old + 1, now, tid, old),
+        )
+        assert cur.rowcount == 1
+        db.execute(
+            'INSERT INTO ticket_event (ticket_id, account_id, seq, kind, "trigger", '
+            "from_state, to_state, actor, role, note, data, changes, response, at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                tid,
+                aid,
+                old + 1,
+                "transition",
+                trigger,
+                src,
+                dest,
+                "l1_agent",
+                "l1_agent",
+                NOTE,
+                "{}",
+                "{}",
+                1,
+                now,
+            ),
+        )
+        db.execute("COMMIT")
+
+    out = _rates(cfg, ids, unit)
+    db.close()
+    return out
+
+
+def _ceiling_setup(
+    cfg: Config, name: str
+) -> tuple[Path, list[int], int, dict[int, dict[str, Any]]]:
+    """A fresh database with the engine's ticket pool; (path, ids, account id, state rows)."""
+    path = cfg.workdir / name
     tf = _engine(str(path))
     ids = ticket_pool(tf, cfg.engine_tickets)
     aid = tf.account_id(ACCOUNT)
     states = _rows(tf, ids)
     tf.db.dispose()
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
+    return path, ids, aid, states
+
+
+def _rates(cfg: Config, ids: list[int], unit: Callable[[int], None]) -> list[float]:
+    """Fires per second of ``unit(ticket_id)`` round every ticket (``engine_fires`` per
+    repeat, ``engine_repeats`` repeats)."""
     rounds = max(1, cfg.engine_fires // (2 * len(ids)))
     fires = rounds * 2 * len(ids)
     out = []
@@ -193,41 +235,8 @@ def bench_raw(cfg: Config) -> list[float]:
         t0 = time.perf_counter()
         for _ in range(rounds * 2):
             for tid in ids:
-                st = states[tid]
-                old = st["version"]
-                now = datetime.now(UTC).replace(tzinfo=None).isoformat(" ")
-                trigger, src, dest = _flip(st, now)  # type: ignore[arg-type]
-                db.execute("BEGIN IMMEDIATE")
-                cur = db.execute(
-                    "UPDATE ticket SET state=?, previous_state=?, state_entered_at=?, "
-                    "version=?, updated_at=? WHERE id=? AND version=?",
-                    (dest, src, now, old + 1, now, tid, old),
-                )
-                assert cur.rowcount == 1
-                db.execute(
-                    'INSERT INTO ticket_event (ticket_id, account_id, seq, kind, "trigger", '
-                    "from_state, to_state, actor, role, note, data, changes, response, at) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        tid,
-                        aid,
-                        old + 1,
-                        "transition",
-                        trigger,
-                        src,
-                        dest,
-                        "l1_agent",
-                        "l1_agent",
-                        NOTE,
-                        "{}",
-                        "{}",
-                        1,
-                        now,
-                    ),
-                )
-                db.execute("COMMIT")
+                unit(tid)
         out.append(fires / (time.perf_counter() - t0))
-    db.close()
     return out
 
 

@@ -142,8 +142,12 @@ class SlaClock(BaseModel):
     due_at: datetime | None
     status: Literal["running", "paused", "met", "breached", "none"]
     stopped_at: datetime | None
-    elapsed_business_seconds: int
-    remaining_business_seconds: int | None
+    elapsed_business_seconds: float = Field(
+        description="Business seconds used, exact to the microsecond (a decimal fraction)."
+    )
+    remaining_business_seconds: float | None = Field(
+        description="Target minus elapsed, exact to the microsecond; negative once overdue."
+    )
     breached_at: datetime | None
 
 

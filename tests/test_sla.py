@@ -309,3 +309,104 @@ def test_a_lower_target_on_a_stopped_or_paused_clock_reports_the_breach(
     )
     assert [x.id for x in timed.list_tickets(account=ACCOUNT, sla="breached")[0]] == [t.id]
     assert timed.check() == []
+
+
+def _pause(tf: Tierflow, tid: int) -> None:
+    tf.fire(account=ACCOUNT, ticket_id=tid, trigger="request_info", role="l1_agent", note="?")
+
+
+def _resume(tf: Tierflow, tid: int) -> None:
+    tf.fire(account=ACCOUNT, ticket_id=tid, trigger="customer_replied", role="customer")
+
+
+def _raise_to_p1(tf: Tierflow, tid: int) -> Any:
+    return tf.update_fields(
+        account=ACCOUNT, ticket_id=tid, role="supervisor", complexity="high", urgency="critical"
+    )
+
+
+@pytest.mark.parametrize(
+    ("how", "used_hours"),
+    [
+        ("running", 5),  # P4, 5 h used while running, then P1 (4 h)
+        ("paused then resumed", 5),  # paused at 5 h, P1 while paused, resumed an hour later
+        ("paused exactly at the target then resumed", 4),  # 4 h used of 4 h is breached
+    ],
+)
+def test_a_lowered_target_is_breached_at_the_instant_it_is_lowered(
+    timed: Tierflow, clock: FakeClock, how: str, used_hours: int
+) -> None:
+    t = new_ticket(timed, TECH, complexity="low", urgency="low")  # P4: 27 h, Tue 10:00
+    timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="triage", role="l1_agent")
+    clock.advance(hours=used_hours)
+    if how != "running":
+        _pause(timed, t.id)
+    changed_at = clock.advance(minutes=1)
+    t = _raise_to_p1(timed, t.id)
+    if how != "running":
+        clock.advance(hours=1)
+        _resume(timed, t.id)
+        t = timed.get_ticket(account=ACCOUNT, ticket_id=t.id)
+    res = t.sla["resolution"]
+    assert (res["status"], res["breached_at"]) == ("breached", changed_at)
+    clock.advance(minutes=1)
+    assert timed.scan_sla() == 1
+    res = timed.get_ticket(account=ACCOUNT, ticket_id=t.id).sla["resolution"]
+    assert (res["status"], res["breached_at"]) == ("breached", changed_at)
+    assert [x.id for x in timed.list_tickets(account=ACCOUNT, sla="breached")[0]] == [t.id]
+    assert timed.check() == []
+
+
+def test_pauses_keep_every_microsecond(timed: Tierflow, clock: FakeClock) -> None:
+    """Ten pause/resume rounds of 1.9 s each count 19 s, not 10 s."""
+    t = new_ticket(timed, TECH, complexity="low", urgency="high")  # P2: 8 h, Tue 10:00
+    timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="triage", role="l1_agent")
+    clock.advance(hours=1)
+    for _ in range(10):
+        _pause(timed, t.id)
+        clock.advance(seconds=1.9)  # paused: does not count
+        _resume(timed, t.id)
+        clock.advance(seconds=1.9)  # running: counts
+    _pause(timed, t.id)
+    res = timed.get_ticket(account=ACCOUNT, ticket_id=t.id).sla["resolution"]
+    assert (res["status"], res["elapsed_business_seconds"]) == ("paused", 3600 + 19.0)
+    assert res["remaining_business_seconds"] == 8 * 3600 - 3600 - 19.0
+    assert timed.check() == []
+
+
+def test_a_fraction_of_a_second_over_the_target_is_a_breach(
+    timed: Tierflow, clock: FakeClock
+) -> None:
+    """28,800.3 s used of an 8 h target: breached at the due instant, not met with 1 s left."""
+    t = new_ticket(timed, TECH, complexity="low", urgency="high")  # P2: 8 h, Tue 10:00
+    timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="triage", role="l1_agent")
+    timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="start_solving", role="l1_agent")
+    assert t.sla["resolution"]["due_at"] == at("2026-11-24T18:00")
+    clock.set(at("2026-11-25T09:00") + timedelta(seconds=0.3))
+    t = timed.fire(account=ACCOUNT, ticket_id=t.id, trigger="resolve", role="l1_agent", note="x")
+    res = t.sla["resolution"]
+    assert (res["status"], res["breached_at"], res["elapsed_business_seconds"]) == (
+        "breached",
+        at("2026-11-24T18:00"),
+        28_800.3,
+    )
+    assert res["remaining_business_seconds"] == -0.3
+    assert timed.check() == []
+
+
+def test_clock_state_rows_with_whole_seconds_still_load() -> None:
+    from workflow.sla import ClockState
+
+    old = {
+        "target_s": 3600,
+        "elapsed_s": 1800,
+        "running_since": None,
+        "stopped_at": "2026-11-24T14:00:00+00:00",
+        "due_at": None,
+        "breached_at": None,
+        "breach_recorded": False,
+    }
+    state = ClockState.from_json(old)
+    assert state.elapsed == timedelta(seconds=1800)
+    exact = ClockState.from_json({**state.to_json()})
+    assert exact == state and state.to_json()["elapsed_us"] == 1_800_000_000

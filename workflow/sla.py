@@ -7,9 +7,16 @@ one of its ``pause_in`` states, and *running* otherwise. Its state is folded fro
 events by :func:`sla_fields` (called by :func:`workflow.history.apply`), never kept as a mutable
 counter, so replaying the history reproduces it exactly.
 
-Stored per clock: accumulated business seconds, since when it runs, the due instant (when
-running), the breach instant once it is known. Stored per ticket (indexed): the earliest due
-instant and at-risk instant of its running clocks, and the earliest breach.
+Stored per clock: accumulated business time (exact to the microsecond: JSON ``elapsed_us``;
+rows written before carry whole seconds in ``elapsed_s`` and still load), since when it runs,
+the due instant (when running), the breach instant once it is known. Stored per ticket
+(indexed): the earliest due instant and at-risk instant of its running clocks, and the earliest
+breach.
+
+A breach happens when the business time used reaches the target (``>=``). When a target is
+changed (the priority changed) while the time already used reaches the new target, the breach
+is at that change, never earlier. The running stretch of a clock is closed (its business time
+added to the accumulated time) at every pause, stop and target change.
 """
 
 from __future__ import annotations
@@ -34,15 +41,16 @@ __all__ = [
 AT_RISK_FRACTION = 0.2
 """A running clock is at risk when less than this fraction of its target is left."""
 
-_SECOND = timedelta(seconds=1)
+_ZERO = timedelta(0)
+_US = timedelta(microseconds=1)
 Status = Literal["running", "paused", "met", "breached", "none"]
 
 
 @dataclass(frozen=True, slots=True)
 class ClockState:
     target_s: int | None
-    elapsed_s: int
-    """Business seconds accumulated before ``running_since``."""
+    elapsed: timedelta
+    """Business time accumulated before ``running_since`` (exact, microseconds)."""
     running_since: datetime | None
     stopped_at: datetime | None
     due_at: datetime | None
@@ -52,7 +60,7 @@ class ClockState:
     def to_json(self) -> dict[str, Any]:
         return {
             "target_s": self.target_s,
-            "elapsed_s": self.elapsed_s,
+            "elapsed_us": self.elapsed // _US,
             "running_since": _iso(self.running_since),
             "stopped_at": _iso(self.stopped_at),
             "due_at": _iso(self.due_at),
@@ -64,7 +72,11 @@ class ClockState:
     def from_json(cls, d: dict[str, Any]) -> ClockState:
         return cls(
             target_s=d["target_s"],
-            elapsed_s=d["elapsed_s"],
+            elapsed=(
+                timedelta(microseconds=d["elapsed_us"])
+                if "elapsed_us" in d
+                else timedelta(seconds=d["elapsed_s"])  # rows written before microseconds
+            ),
             running_since=_parse(d["running_since"]),
             stopped_at=_parse(d["stopped_at"]),
             due_at=_parse(d["due_at"]),
@@ -129,38 +141,40 @@ def sla_fields(
         active = not stopped and new.state not in spec.pause_in
         prev = old.sla.clocks.get(name) if old is not None else None
         if prev is None:  # the clock starts when the customer asked
-            elapsed = 0
+            elapsed = _ZERO
             running_since: datetime | None = new.received_at if active else None
             breached_at, recorded, stopped_at = None, False, (event.at if stopped else None)
         else:
-            elapsed, running_since = prev.elapsed_s, prev.running_since
+            elapsed, running_since = prev.elapsed, prev.running_since
             breached_at, recorded, stopped_at = (
                 prev.breached_at,
                 prev.breach_recorded,
                 prev.stopped_at,
             )
-            if running_since is not None and not active:
-                elapsed += cal.between(running_since, event.at) // _SECOND
-                running_since = None
+            retargeted = target != prev.target_s
+            if running_since is not None and (not active or retargeted):
+                # close the running stretch at this event: when it stops, or when the target
+                # changes (a lowered target is then measured against the time used up to now)
+                elapsed += cal.between(running_since, event.at)
+                running_since = event.at if active else None
             elif running_since is None and active:
                 running_since = event.at
             stopped_at = (stopped_at or event.at) if stopped else None
             if event.kind == "sla_breached" and event.data.get("clock") == name:
                 recorded = True
                 breached_at = breached_at or prev.due_at
+            if breached_at is None and target is not None and elapsed >= timedelta(seconds=target):
+                # the time used already reaches the target at this event: it was reached at
+                # the due instant the clock had, unless the target itself changed at this event
+                # (a raised priority), in which case at this very event - never earlier
+                if retargeted or prev.due_at is None or prev.due_at > event.at:
+                    breached_at = event.at
+                else:
+                    breached_at = prev.due_at
         due_at = None
         if target is not None and running_since is not None:
-            due_at = cal.add(running_since, timedelta(seconds=max(target - elapsed, 0)))
-        if (
-            breached_at is None
-            and target is not None
-            and running_since is None
-            and elapsed > target
-        ):
-            # stopped or paused past its target: the breach happened at the due instant it
-            # had, or - when a priority change lowered the target below the time already
-            # used - at this event
-            breached_at = prev.due_at if prev is not None and prev.due_at is not None else event.at
+            left = max(timedelta(seconds=target) - elapsed, _ZERO)
+            due_at = breached_at if breached_at is not None else cal.add(running_since, left)
         clocks[name] = ClockState(
             target, elapsed, running_since, stopped_at, due_at, breached_at, recorded
         )
@@ -175,8 +189,8 @@ def _summary(definition: Definition, clocks: dict[str, ClockState]) -> SlaFields
         if c.due_at is None or c.target_s is None or c.running_since is None or c.breach_recorded:
             continue
         dues.append(c.due_at)
-        risk_left = c.target_s * (1 - AT_RISK_FRACTION) - c.elapsed_s
-        risks.append(cal.add(c.running_since, timedelta(seconds=max(int(risk_left), 0))))
+        risk_left = timedelta(seconds=c.target_s) * (1 - AT_RISK_FRACTION) - c.elapsed
+        risks.append(cal.add(c.running_since, max(risk_left, _ZERO)))
     breaches = [c.breached_at for c in clocks.values() if c.breached_at is not None]
     return SlaFields(
         clocks,
@@ -200,9 +214,9 @@ def due_breaches(ticket: TicketState, now: datetime) -> list[str]:
 
 def clock_report(definition: Definition, clock: ClockState, now: datetime) -> dict[str, Any]:
     """The API's view of one clock at ``now``."""
-    elapsed = clock.elapsed_s
+    elapsed = clock.elapsed
     if clock.running_since is not None and now > clock.running_since:
-        elapsed += definition.calendar.between(clock.running_since, now) // _SECOND
+        elapsed += definition.calendar.between(clock.running_since, now)
     status: Status
     if clock.target_s is None:
         status = "none"
@@ -222,8 +236,12 @@ def clock_report(definition: Definition, clock: ClockState, now: datetime) -> di
         "due_at": clock.due_at,
         "status": status,
         "stopped_at": clock.stopped_at,
-        "elapsed_business_seconds": elapsed,
-        "remaining_business_seconds": None if clock.target_s is None else clock.target_s - elapsed,
+        "elapsed_business_seconds": elapsed.total_seconds(),
+        "remaining_business_seconds": (
+            None
+            if clock.target_s is None
+            else (timedelta(seconds=clock.target_s) - elapsed).total_seconds()
+        ),
         "breached_at": breached_at,
     }
 

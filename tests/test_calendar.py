@@ -632,3 +632,53 @@ def test_law_between_inverts_add(
     elapsed = cal.between(t, u)
     assert cal.add(t, elapsed) <= u
     assert cal.between(t, cal.add(t, elapsed)) == elapsed
+
+
+LONG_ZONES = ["America/Santiago", "America/New_York", "Etc/GMT+4", "Europe/London"]
+long_instants = st.datetimes(
+    min_value=datetime(1970, 1, 1), max_value=datetime(2090, 12, 31), timezones=st.just(UTC)
+)
+
+
+@settings(max_examples=60, deadline=None, print_blob=True)
+@given(
+    zone=st.sampled_from(LONG_ZONES),
+    week=weeks(),
+    holidays=st.lists(st.dates(date(1969, 12, 25), date(2091, 1, 10)), max_size=40),
+    a=long_instants,
+    span=st.one_of(
+        st.integers(0, 3 * 86_400_000_000),  # up to 3 days
+        st.integers(0, 3 * 366 * 86_400_000_000),  # up to 3 years, across year ends
+    ),
+    near_holiday=st.booleans(),
+)
+def test_between_closed_form_matches_the_day_walk(
+    zone: str, week: Week, holidays: list[date], a: datetime, span: int, near_holiday: bool
+) -> None:
+    """The span-independent ``between`` agrees with walking the days, to the microsecond."""
+    if near_holiday and holidays:  # start inside or next to a holiday
+        a = datetime.combine(holidays[0], a.time(), tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    cal = BusinessCalendar(
+        CalendarSpec(timezone=zone, hours=_spec_hours(week), holidays=sorted(holidays))
+    )
+    b = a + timedelta(microseconds=span)
+    assert cal.between(a, b) == cal._between_by_days(a, b)
+    assert cal.between(b, a) == timedelta(0)
+
+
+@pytest.mark.parametrize("zone", LONG_ZONES)
+def test_between_over_decades_matches_the_day_walk(zone: str) -> None:
+    cal = BusinessCalendar(CalendarSpec(timezone=zone, holidays=[date(1999, 12, 31)]))
+    a = datetime(1970, 1, 2, 13, 17, 5, 123456, tzinfo=UTC)
+    for b in (
+        datetime(2026, 11, 24, 14, 0, 0, 1, tzinfo=UTC),
+        datetime(1999, 12, 31, 15, tzinfo=UTC),
+    ):
+        assert cal.between(a, b) == cal._between_by_days(a, b)
+    # and from the later end first: the yearly sums are anchored at the first year asked for
+    fresh = BusinessCalendar(CalendarSpec(timezone=zone))
+    late, early = datetime(2040, 6, 1, tzinfo=UTC), datetime(1971, 3, 3, tzinfo=UTC)
+    assert fresh.between(late, late + timedelta(days=1)) == fresh._between_by_days(
+        late, late + timedelta(days=1)
+    )
+    assert fresh.between(early, late) == fresh._between_by_days(early, late)

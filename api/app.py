@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -42,7 +43,11 @@ def create_app(
     if engine is None:
         db = Database(settings.database_url)
         schema.require_current(db)  # migrations are run on purpose: `tierflow db upgrade`
-        engine = Tierflow(db, create_schema=False)
+        engine = Tierflow(
+            db,
+            create_schema=False,
+            max_received_age=timedelta(days=settings.max_received_age_days),
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

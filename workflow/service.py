@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,6 +64,8 @@ Observer = Callable[[TicketView, list[EventRecord]], None]
 """Called after a unit of work committed, with the ticket and the events it appended."""
 EARLIEST = datetime(1970, 1, 2)
 """``received_at`` before this (local wall time) is refused as implausible."""
+DEFAULT_MAX_RECEIVED_AGE = timedelta(days=400)
+"""``received_at`` further back than this before now is refused (``max_received_age``)."""
 MAX_ATTEMPTS = 8
 """How often a unit of work that lost a race is retried before :class:`Conflict`."""
 RETRYABLE = {"40P01", "40001"}
@@ -104,9 +106,12 @@ class Tierflow:
         definitions: list[Definition] | None = None,
         clock: Clock = utcnow,
         create_schema: bool = True,
+        max_received_age: timedelta | None = DEFAULT_MAX_RECEIVED_AGE,
     ) -> None:
         self.db = database if isinstance(database, Database) else Database(database)
         self.clock = clock
+        self.max_received_age = max_received_age
+        """How far before now a ticket's ``received_at`` may lie (None: back to 1970)."""
         if create_schema:  # bring the schema to the newest migration (idempotent)
             from .schema import upgrade
 
@@ -219,6 +224,12 @@ class Tierflow:
             raise InputError("received_at", f"{received_at.isoformat()} is before 1970")
         elif received_at > now:
             raise InputError("received_at", f"{received_at.isoformat()} is in the future")
+        elif self.max_received_age is not None and received_at < now - self.max_received_age:
+            raise InputError(
+                "received_at",
+                f"{received_at.isoformat()} is more than {_age(self.max_received_age)} before "
+                "now (the limit on received_at)",
+            )
         received_at = received_at.astimezone(UTC)
         account_id = self.account_id(account)
         event = EventRecord(
@@ -661,3 +672,11 @@ class Tierflow:
             sla={name: clock_report(d, c, now) for name, c in state.sla.clocks.items()},
             replayed=replayed,
         )
+
+
+def _age(limit: timedelta) -> str:
+    """A limit as people say it: whole days as days, else seconds."""
+    if limit % timedelta(days=1) == timedelta(0):
+        days = limit.days
+        return f"{days} day" if days == 1 else f"{days} days"
+    return f"{limit.total_seconds():g} seconds"

@@ -410,3 +410,32 @@ def test_clock_state_rows_with_whole_seconds_still_load() -> None:
     assert state.elapsed == timedelta(seconds=1800)
     exact = ClockState.from_json({**state.to_json()})
     assert exact == state and state.to_json()["elapsed_us"] == 1_800_000_000
+
+
+def test_queue_lists_breached_tickets_first_most_overdue_first(
+    tf: Tierflow, clock: FakeClock
+) -> None:
+    """Within a priority: breached (recorded or past due), most overdue first; then by due
+    instant; then tickets without one, by age. First response: 9 business hours."""
+
+    def make(urgency: str, received: str) -> int:
+        return new_ticket(tf, TECH, complexity="low", urgency=urgency, received_at=at(received)).id
+
+    clock.set(at("2026-11-24T12:30"))
+    recorded = make("medium", "2026-11-24T10:00")  # P3, due Wed 10:00; scanned below
+    due_11 = make("medium", "2026-11-24T11:00")  # P3, due Wed 11:00
+    p2 = make("high", "2026-11-24T12:30")  # P2, due Wed 12:30
+    clock.set(at("2026-11-25T10:30"))
+    assert tf.scan_sla() == 1  # `recorded`: breach recorded at Wed 10:00, due instant cleared
+    past_due = make("medium", "2026-11-24T09:00")  # P3, due Wed 09:00: already past
+    fresh = make("medium", "2026-11-25T10:30")  # P3, due Thu 10:30
+    answered = make("medium", "2026-11-25T10:15")  # P3, answered in time: no due instant
+    older_no_due = make("medium", "2026-11-25T10:00")  # the same, 15 minutes older
+    for tid in (answered, older_no_due):
+        tf.respond(account=ACCOUNT, ticket_id=tid, body="hello", role="l1_agent")
+
+    queue = [t.id for t in tf.queue(account=ACCOUNT)]
+    assert queue == [p2, past_due, recorded, due_11, fresh, older_no_due, answered]
+    # a page ends exactly where the limit says, in the same order
+    assert [t.id for t in tf.queue(account=ACCOUNT, limit=3)] == queue[:3]
+    assert [t.id for t in tf.queue(account=ACCOUNT, limit=2)] == queue[:2]

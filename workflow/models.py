@@ -84,6 +84,7 @@ class Ticket(SQLModel, table=True):
         sa.Index("ix_ticket_account_risk", "account_id", "sla_risk_at"),
         sa.Index("ix_ticket_account_breached", "account_id", "sla_breached_at"),
         sa.Index("ix_ticket_state_entered", "state", "state_entered_at"),
+        # the work queue (workflow/queries.py): open tickets not breached, by due instant ...
         sa.Index(
             "ix_ticket_open_queue",
             "account_id",
@@ -91,8 +92,19 @@ class Ticket(SQLModel, table=True):
             "sla_due_at",
             "received_at",
             "id",
-            sqlite_where=sa.text("resolved_at IS NULL"),
-            postgresql_where=sa.text("resolved_at IS NULL"),
+            sqlite_where=sa.text("resolved_at IS NULL AND sla_breached_at IS NULL"),
+            postgresql_where=sa.text("resolved_at IS NULL AND sla_breached_at IS NULL"),
+        ),
+        # ... and open tickets with a breach, most overdue first
+        sa.Index(
+            "ix_ticket_open_breached",
+            "account_id",
+            "priority",
+            "sla_breached_at",
+            "received_at",
+            "id",
+            sqlite_where=sa.text("resolved_at IS NULL AND sla_breached_at IS NOT NULL"),
+            postgresql_where=sa.text("resolved_at IS NULL AND sla_breached_at IS NOT NULL"),
         ),
         sa.Index(
             "ix_ticket_account_breached_id",

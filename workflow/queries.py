@@ -102,33 +102,44 @@ def list_tickets(
 def queue(
     tf: Tierflow, *, account: str, level: str | None = None, limit: int = 50
 ) -> list[TicketView]:
-    """Open tickets by priority (highest first, in the definition's order), then the earliest
-    SLA due instant (none last), then age."""
+    """Open tickets by priority (highest first, in the definition's order; none last); within
+    a priority breached tickets first, most overdue first (by the instant of the breach: the
+    recorded one, else the due instant already past), then by due instant (none last), then by
+    age (``received_at``), then id."""
     if not 1 <= limit <= MAX_PAGE:
         raise InputError("limit", f"must be between 1 and {MAX_PAGE}")
     account_id = tf.account_id(account)
+    now = tf.clock()
     priorities: list[str | None] = []
     for d in tf.registry.loaded():
         priorities += [p for p in d.spec.priorities if p not in priorities]
     base = [T.c.account_id == account_id, T.c.resolved_at.is_(None)]
     if level is not None:
         base.append(T.c.level == level)
-    # One range scan of ix_ticket_open_queue per (priority, has a due instant), in rank order,
-    # until the page is full: an ORDER BY over a CASE could never use the index.
+    clear = T.c.sla_breached_at.is_(None)
+    # Range scans of the two partial queue indexes per priority, in rank order, until the page
+    # is full: an ORDER BY over a CASE could never use an index.
     ids: list[int] = []
     with tf.db.read() as conn:
+
+        def scan(*where: Any, order: Any, n: int) -> list[Any]:
+            q = sa.select(T.c.id, order, T.c.received_at).where(*base, *where)
+            return list(conn.execute(q.order_by(order, T.c.received_at, T.c.id).limit(n)))
+
         for p in [*priorities, None]:
+            n = limit - len(ids)
+            if n <= 0:
+                break
             prio = T.c.priority.is_(None) if p is None else T.c.priority == p
-            for due in (T.c.sla_due_at.is_not(None), T.c.sla_due_at.is_(None)):
-                if len(ids) >= limit:
-                    break
-                q = (
-                    sa.select(T.c.id)
-                    .where(*base, prio, due)
-                    .order_by(T.c.sla_due_at, T.c.received_at, T.c.id)
-                    .limit(limit - len(ids))
-                )
-                ids += conn.execute(q).scalars()
+            # breached: recorded (ix_ticket_open_breached) or past due, not yet recorded
+            recorded = scan(prio, T.c.sla_breached_at.is_not(None), order=T.c.sla_breached_at, n=n)
+            past_due = scan(prio, clear, T.c.sla_due_at <= now, order=T.c.sla_due_at, n=n)
+            breached = sorted([*recorded, *past_due], key=lambda r: (r[1], r[2], r[0]))
+            ids += [r[0] for r in breached[:n]]
+            for due in (T.c.sla_due_at > now, T.c.sla_due_at.is_(None)):
+                n = limit - len(ids)
+                if n > 0:
+                    ids += [r[0] for r in scan(prio, clear, due, order=T.c.sla_due_at, n=n)]
     if not ids:
         return []
     order = {tid: i for i, tid in enumerate(ids)}

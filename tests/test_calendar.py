@@ -458,6 +458,7 @@ def test_spec_defaults_yaml_shape_and_schema() -> None:
         "holidays",
         "holiday_country",
         "holiday_subdivision",
+        "country_holidays",
     }
     assert schema["additionalProperties"] is False
     json.dumps(schema)

@@ -43,7 +43,8 @@ cancel each other within six hours, which no real zone does).
 
 ``add`` walks forward one UTC day at a time from its start (cached per day); its cost grows
 with the business *duration* added (and the closed days crossed), not with the age of the
-start instant. Country holidays are resolved once, for the years ``HOLIDAY_YEARS``.
+start instant. Country holidays are resolved once, for the years ``HOLIDAY_YEARS``, into the
+spec itself (``CalendarSpec.country_holidays``): a definition version keeps its dates.
 """
 
 from __future__ import annotations
@@ -54,9 +55,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from itertools import pairwise
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 __all__ = [
     "DEFAULT_TIMEZONE",
@@ -188,7 +198,10 @@ class CalendarSpec(BaseModel):
     ``hours`` maps a weekday key (``mon`` .. ``sun``) to local wall-clock intervals
     ``"HH:MM-HH:MM"`` (half-open; the end may be ``24:00``); a missing day is closed.
     ``holidays`` are local dates closed all day; ``holiday_country`` (and optionally
-    ``holiday_subdivision``) adds the public holidays of the `holidays` package.
+    ``holiday_subdivision``) adds the public holidays of the `holidays` package, resolved once
+    into ``country_holidays`` (the dates of ``HOLIDAY_YEARS``) when the spec is first parsed.
+    Those dates are part of the spec - stored and hashed with the definition version - so a
+    newer `holidays` package never changes the calendar of a stored version.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -210,6 +223,31 @@ class CalendarSpec(BaseModel):
     holiday_subdivision: str | None = Field(
         default=None, description="Subdivision of holiday_country, e.g. 'RM'."
     )
+    country_holidays: tuple[date, ...] | None = Field(
+        default=None,
+        description="Filled in when the definition is first loaded: the dates of "
+        "holiday_country (years 1970-2100) from the holidays package. Stored and hashed with "
+        "the definition version, so upgrading the package never changes it.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_country(cls, data: Any) -> Any:
+        if (
+            isinstance(data, Mapping)
+            and data.get("holiday_country") is not None
+            and data.get("country_holidays") is None
+        ):
+            resolved = _country_holidays(data["holiday_country"], data.get("holiday_subdivision"))
+            return {**data, "country_holidays": resolved}
+        return data
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if out.get("country_holidays") is None:  # specs without a country keep their hash
+            out.pop("country_holidays", None)
+        return out
 
     @field_validator("timezone")
     @classmethod
@@ -228,8 +266,8 @@ class CalendarSpec(BaseModel):
         if self.holiday_country is None:
             if self.holiday_subdivision is not None:
                 raise ValueError("holiday_subdivision is set but holiday_country is not")
-            return self
-        _country_holidays(self.holiday_country, self.holiday_subdivision)
+            if self.country_holidays is not None:
+                raise ValueError("country_holidays is set but holiday_country is not")
         return self
 
 
@@ -262,12 +300,7 @@ class BusinessCalendar:
             tuple((s * 60 * _SECOND_US, e * 60 * _SECOND_US) for s, e in day)
             for day in _parse_hours(spec.hours)
         )
-        country = (
-            _country_holidays(spec.holiday_country, spec.holiday_subdivision)
-            if spec.holiday_country is not None
-            else ()
-        )
-        self._holidays = frozenset(spec.holidays) | frozenset(country)
+        self._holidays = frozenset(spec.holidays) | frozenset(spec.country_holidays or ())
         self._day_segments: Callable[[int], tuple[tuple[int, int], ...]] = lru_cache(maxsize=4096)(
             self._compute_day_segments
         )

@@ -1,5 +1,10 @@
 """The definitions an engine knows: the current version of each name, and every version ever
-stored (its YAML kept in ``definition_version``), so old tickets keep running on theirs."""
+stored (its YAML kept in ``definition_version``), so old tickets keep running on theirs.
+
+A definition whose calendar takes holidays from the `holidays` package is stored as the JSON
+of its parsed spec instead, which carries the resolved dates (``country_holidays``): replaying
+a stored version never asks the installed package again, so upgrading it changes no stored
+due instant and no ``tierflow check`` result."""
 
 from __future__ import annotations
 
@@ -38,7 +43,7 @@ class DefinitionRegistry:
                         "hash": definition.hash,
                         "name": definition.name,
                         "version": definition.version,
-                        "source": definition.source_text or json.dumps(definition.to_dict()),
+                        "source": _stored_source(definition),
                         "created_at": self.clock(),
                     },
                 )
@@ -93,3 +98,11 @@ class DefinitionRegistry:
             d = parse_text(row.source, source=f"stored definition {h}")
             self._by_hash[h] = d
         return d
+
+
+def _stored_source(definition: Definition) -> str:
+    """What ``definition_version.source`` keeps: the YAML as written, unless the parsed spec
+    holds data resolved at load time (country holidays), then that spec as JSON."""
+    if definition.source_text and definition.spec.calendar.country_holidays is None:
+        return definition.source_text
+    return json.dumps(definition.to_dict())

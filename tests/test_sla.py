@@ -439,3 +439,32 @@ def test_queue_lists_breached_tickets_first_most_overdue_first(
     # a page ends exactly where the limit says, in the same order
     assert [t.id for t in tf.queue(account=ACCOUNT, limit=3)] == queue[:3]
     assert [t.id for t in tf.queue(account=ACCOUNT, limit=2)] == queue[:2]
+
+
+def test_at_risk_includes_paused_clocks_with_little_time_left(
+    timed: Tierflow, clock: FakeClock
+) -> None:
+    """`?sla=at_risk` is about time left: a paused clock with at most 20 % of its target left
+    is at risk (when the customer replies, that is all the team has); with more left it is not."""
+
+    def at_risk() -> list[int]:
+        return [t.id for t in timed.list_tickets(account=ACCOUNT, sla="at_risk")[0]]
+
+    little = new_ticket(timed, TECH, complexity="low", urgency="high").id  # P2: 8 h, Tue 10:00
+    plenty = new_ticket(timed, TECH, complexity="low", urgency="high").id
+    for tid in (little, plenty):
+        timed.fire(account=ACCOUNT, ticket_id=tid, trigger="triage", role="l1_agent")
+    clock.set(at("2026-11-24T12:00"))
+    _pause(timed, plenty)  # 2 h used, 6 h left
+    clock.set(at("2026-11-24T16:30"))
+    _pause(timed, little)  # 6.5 h used, 1.5 h left (18.75 %)
+    assert at_risk() == [little]
+    clock.set(at("2026-11-25T12:00"))  # a night and a morning later, still paused
+    assert at_risk() == [little]
+    assert timed.list_tickets(account=ACCOUNT, sla="breached")[0] == []
+    for tid in (little, plenty):
+        _resume(timed, tid)
+    assert at_risk() == [little]  # running again with 1.5 h left
+    clock.set(at("2026-11-25T13:30"))  # little's 8 h are used up: breached, not at risk
+    assert at_risk() == []
+    assert timed.check() == []

@@ -92,7 +92,13 @@ def list_tickets(
                 ids.update(conn.execute(part.order_by(T.c.id).limit(limit + 1)).scalars())
         where = [T.c.id.in_(sorted(ids)[: limit + 1])]
     elif sla == "at_risk":
-        where += [T.c.sla_breached_at.is_(None), T.c.sla_risk_at <= now, T.c.sla_due_at > now]
+        # running clocks past their risk instant, and paused ones with too little left
+        # (those have no due instant); never a breached one
+        where += [
+            T.c.sla_breached_at.is_(None),
+            T.c.sla_risk_at <= now,
+            sa.or_(T.c.sla_due_at > now, T.c.sla_due_at.is_(None)),
+        ]
     rows = _views(tf, account, sa.select(T).where(*where).order_by(T.c.id).limit(limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]

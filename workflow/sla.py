@@ -39,7 +39,10 @@ __all__ = [
 ]
 
 AT_RISK_FRACTION = 0.2
-"""A running clock is at risk when less than this fraction of its target is left."""
+"""A clock that is not stopped nor breached is at risk when no more than this fraction of its
+target is left - running or paused: a paused clock cannot progress, but the moment the ticket
+comes back (the customer replies) the team has only that little time left, which is what a
+support lead watching ``?sla=at_risk`` wants to see coming."""
 
 _ZERO = timedelta(0)
 _US = timedelta(microseconds=1)
@@ -178,18 +181,26 @@ def sla_fields(
         clocks[name] = ClockState(
             target, elapsed, running_since, stopped_at, due_at, breached_at, recorded
         )
-    return _summary(definition, clocks)
+    return _summary(definition, clocks, event.at)
 
 
-def _summary(definition: Definition, clocks: dict[str, ClockState]) -> SlaFields:
+def _summary(definition: Definition, clocks: dict[str, ClockState], at: datetime) -> SlaFields:
+    """The per-ticket columns. ``at`` is the instant of the event folded: a paused clock that
+    is already at risk counts as at risk since then (its exact entry into risk is not kept)."""
     cal = definition.calendar
     dues: list[datetime] = []
     risks: list[datetime] = []
     for c in clocks.values():
-        if c.due_at is None or c.target_s is None or c.running_since is None or c.breach_recorded:
+        if c.target_s is None or c.breach_recorded:
+            continue
+        risk_left = timedelta(seconds=c.target_s) * (1 - AT_RISK_FRACTION) - c.elapsed
+        if c.running_since is None:  # paused (not stopped, not breached): at risk or not
+            if c.stopped_at is None and c.breached_at is None and risk_left <= _ZERO:
+                risks.append(at)
+            continue
+        if c.due_at is None:
             continue
         dues.append(c.due_at)
-        risk_left = timedelta(seconds=c.target_s) * (1 - AT_RISK_FRACTION) - c.elapsed
         risks.append(cal.add(c.running_since, max(risk_left, _ZERO)))
     breaches = [c.breached_at for c in clocks.values() if c.breached_at is not None]
     return SlaFields(

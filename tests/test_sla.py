@@ -410,6 +410,7 @@ def test_clock_state_rows_with_whole_seconds_still_load() -> None:
     assert state.elapsed == timedelta(seconds=1800)
     exact = ClockState.from_json({**state.to_json()})
     assert exact == state and state.to_json()["elapsed_us"] == 1_800_000_000
+    assert state.to_json()["elapsed_s"] == 1800
 
 
 def test_queue_lists_breached_tickets_first_most_overdue_first(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 
 from . import counts
 from .history import replay
@@ -14,7 +14,7 @@ from .records import STATE_FIELDS, E, T, record_of, state_of
 if TYPE_CHECKING:
     from .service import Tierflow
 
-__all__ = ["check"]
+__all__ = ["check", "refold_sla"]
 
 
 def check(tf: Tierflow, *, batch: int = 500) -> list[str]:
@@ -69,3 +69,61 @@ def _check_one(tf: Tierflow, row: dict[str, Any], events: list[RowMapping]) -> l
         for name in (*STATE_FIELDS, "sla")
         if getattr(stored, name) != getattr(replayed, name)
     ]
+
+
+def refold_sla(conn: Connection, *, batch: int = 500) -> int:
+    """Re-derive the SLA columns of tickets stored before clocks kept microseconds (their
+    clocks carry whole ``elapsed_s``) by replaying their histories with today's rules; then
+    rebuild the per-state counts from the tickets. Returns how many tickets changed. Run by
+    migration 0006, on its connection, so ``tierflow check`` stays clean after an upgrade."""
+    from .definition import parse_text
+    from .models import DefinitionVersion, StateCount
+
+    dv = DefinitionVersion.__table__  # type: ignore[attr-defined]
+    sc = StateCount.__table__  # type: ignore[attr-defined]
+    definitions: dict[str, Any] = {}
+    changed = 0
+    last = 0
+    while True:
+        tickets = [
+            dict(r)
+            for r in conn.execute(
+                sa.select(T).where(T.c.id > last).order_by(T.c.id).limit(batch)
+            ).mappings()
+        ]
+        if not tickets:
+            break
+        last = tickets[-1]["id"]
+        legacy = [
+            t
+            for t in tickets
+            if any("elapsed_us" not in c for c in (t["sla_state"] or {}).values())
+        ]
+        if not legacy:
+            continue
+        events: dict[int, list[RowMapping]] = {t["id"]: [] for t in legacy}
+        for e in conn.execute(
+            sa.select(E).where(E.c.ticket_id.in_(list(events))).order_by(E.c.ticket_id, E.c.seq)
+        ).mappings():
+            events[e["ticket_id"]].append(e)
+        for t in legacy:
+            h = t["definition_hash"]
+            if h not in definitions:
+                source = conn.execute(sa.select(dv.c.source).where(dv.c.hash == h)).scalar_one()
+                definitions[h] = parse_text(source, source=f"stored definition {h}")
+            try:
+                replayed = replay(definitions[h], (record_of(e) for e in events[t["id"]]))
+            except Exception:  # left for `tierflow check` to report
+                continue
+            columns = replayed.sla.as_columns()
+            conn.execute(sa.update(T).where(T.c.id == t["id"]).values(**columns))
+            changed += 1
+    if changed:
+        conn.execute(sa.delete(sc))
+        rows = [
+            {"account_id": a, "workflow": w, "state": s, "shard": 0, "tickets": n, "breached": b}
+            for (a, w, s), (n, b) in counts.recount(conn).items()
+        ]
+        if rows:
+            conn.execute(sa.insert(sc), rows)
+    return changed

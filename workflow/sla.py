@@ -46,6 +46,7 @@ support lead watching ``?sla=at_risk`` wants to see coming."""
 
 _ZERO = timedelta(0)
 _US = timedelta(microseconds=1)
+_SECOND = timedelta(seconds=1)
 Status = Literal["running", "paused", "met", "breached", "none"]
 
 
@@ -64,6 +65,7 @@ class ClockState:
         return {
             "target_s": self.target_s,
             "elapsed_us": self.elapsed // _US,
+            "elapsed_s": self.elapsed // _SECOND,  # whole seconds, for readers of old releases
             "running_since": _iso(self.running_since),
             "stopped_at": _iso(self.stopped_at),
             "due_at": _iso(self.due_at),

@@ -17,6 +17,7 @@ from workflow import Tierflow, schema
 from workflow.db import Database
 
 from . import observability, problems
+from .edge import Edge
 from .routes import accounts, diagrams, health, tickets, workflows
 from .settings import Settings
 from .tokens import TokenStore
@@ -73,7 +74,10 @@ def create_app(
     app.state.tokens = TokenStore(engine, settings.admin_token)
     problems.install(app)
     problems.document(app)
-    observability.install(app)
+    app.add_middleware(
+        Edge, max_body_bytes=settings.max_body_bytes, max_header_bytes=settings.max_header_bytes
+    )
+    observability.install(app)  # outside Edge: its answers carry X-Request-ID too
     observability.observe_engine(engine)
     # tickets first: routes are matched in order, and the trigger route is the busiest
     for module in (tickets, health, accounts, workflows, diagrams):

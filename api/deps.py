@@ -46,7 +46,7 @@ def _principal(tokens: TokenStore, authorization: str | None) -> Principal:
 Authorization = Annotated[str | None, Header(include_in_schema=False)]
 
 
-async def get_principal(request: Request, authorization: Authorization = None) -> Principal:
+def get_principal(request: Request, authorization: Authorization = None) -> Principal:
     return _principal(request.app.state.tokens, authorization)
 
 
@@ -70,7 +70,7 @@ class Scope:
         return self.principal.name
 
 
-async def get_scope(request: Request, acct: str) -> Scope:
+def get_scope(request: Request, acct: str) -> Scope:
     """Resolved in one step (it sits on the hot path of every ticket route). The token is read
     off the headers directly: it is not a documented parameter, and FastAPI's header parameter
     machinery costs more than the lookup."""
@@ -86,7 +86,7 @@ async def get_scope(request: Request, acct: str) -> Scope:
 ScopeDep = Annotated[Scope, Depends(get_scope)]
 
 
-async def load_ticket(ticket_id: int, scope: ScopeDep) -> TicketView:
+def load_ticket(ticket_id: int, scope: ScopeDep) -> TicketView:
     return scope.engine.get_ticket(account=scope.account, ticket_id=ticket_id)
 
 

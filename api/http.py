@@ -10,9 +10,14 @@ from workflow import Idempotency, InputError, TicketView
 
 from .schemas import TicketPublic
 
+MAX_VERSION_DIGITS = 18  # a version fits a 64-bit integer
 IfMatch = Annotated[
     str | None,
-    Header(description='Apply only if the ticket is at this version (its ETag, e.g. "3").'),
+    Header(
+        description='Apply only if the ticket is at this version (its ETag, e.g. "3"); '
+        "`*` or absent: at any version.",
+        pattern=r'^\s*(\*|(W/)?"?[0-9]{1,18}"?)\s*$',
+    ),
 ]
 IdempotencyKey = Annotated[
     str | None,
@@ -32,7 +37,7 @@ def expected_version(if_match: str | None) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
     raw = if_match.strip().removeprefix("W/").strip('"')
-    if not (raw.isascii() and raw.isdigit()):
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_VERSION_DIGITS):
         raise InputError("If-Match", f'expected a ticket ETag such as "3", got {if_match!r}')
     return int(raw)
 

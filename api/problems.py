@@ -6,6 +6,7 @@ One table maps the domain's exception hierarchy (``workflow.errors``) to a statu
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +20,9 @@ from workflow import errors as e
 
 from .observability import count_guard_refusal
 
+log = logging.getLogger("tierflow")
 MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = 2
 TYPE_BASE = "/problems/"
 
 # exception class -> (status, type slug, title)
@@ -32,6 +35,7 @@ _TABLE: list[tuple[type[e.TierflowError], int, str, str]] = [
     (e.VersionMismatch, 412, "version-mismatch", "Version mismatch"),
     (e.Conflict, 409, "conflict", "Concurrent update"),
     (e.IdempotencyMismatch, 422, "idempotency-key-reused", "Idempotency key reused"),
+    (e.AlreadyExists, 409, "conflict", "Already exists"),
     (e.InputError, 422, "validation", "Invalid request"),
 ]
 
@@ -50,7 +54,8 @@ ERROR_STATUSES = {
     401: "Missing or invalid token",
     403: "The caller's role may not do this",
     404: "Unknown account, ticket, workflow or trigger (or one of another account)",
-    409: "Trigger not possible from the current state, or a concurrent update won",
+    409: "Trigger not possible from the current state, a concurrent update won, or the "
+    "name is taken",
     412: "If-Match names a stale version",
     422: "Invalid request, or a guard refused (reasons listed)",
 }
@@ -91,7 +96,7 @@ def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JS
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
-def _extensions(exc: e.TierflowError) -> dict[str, Any]:
+def _extensions(exc: e.TierflowError, where: str) -> dict[str, Any]:
     if isinstance(exc, e.GuardFailed):
         return {
             "trigger": exc.trigger,
@@ -104,25 +109,38 @@ def _extensions(exc: e.TierflowError) -> dict[str, Any]:
     if isinstance(exc, e.VersionMismatch):
         return {"current_version": exc.current}
     if isinstance(exc, e.InputError):
-        return {"errors": [{"loc": ["body", *exc.field.split(".")], "msg": exc.detail}]}
+        return {"errors": [{"loc": [where, *exc.field.split(".")], "msg": exc.detail}]}
     if isinstance(exc, e.Forbidden):
         return {"role": exc.role, "allowed": exc.allowed}
     return {}
 
 
-def domain_problem(exc: e.TierflowError) -> JSONResponse:
+def _location(request: Request | None, exc: e.TierflowError) -> str:
+    """Where the field an InputError names came from: a query parameter, a header or the body."""
+    if request is None or not isinstance(exc, e.InputError):
+        return "body"
+    name = exc.field.split(".")[0]
+    if name in request.query_params:
+        return "query"
+    if name.lower() in request.headers:
+        return "header"
+    return "body"
+
+
+def domain_problem(exc: e.TierflowError, request: Request | None = None) -> JSONResponse:
     if isinstance(exc, e.GuardFailed):
         count_guard_refusal(exc.trigger, [r.guard for r in exc.reasons])
     for cls, status, slug, title in _TABLE:
         if isinstance(exc, cls):
-            return problem(status, slug, title, exc.detail, **_extensions(exc))
+            extensions = _extensions(exc, _location(request, exc))
+            return problem(status, slug, title, exc.detail, **extensions)
     return problem(500, "internal", "Internal error", exc.detail)
 
 
 def install(app: FastAPI) -> None:
-    async def on_domain(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_domain(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, e.TierflowError)
-        return domain_problem(exc)
+        return domain_problem(exc, request)
 
     async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -150,7 +168,9 @@ def install(app: FastAPI) -> None:
                 errors=[{"loc": ["body"], "msg": str(exc.detail), "type": "malformed"}],
             )
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-        return problem(exc.status_code, slug, str(exc.detail), str(exc.detail))
+        answer = problem(exc.status_code, slug, str(exc.detail), str(exc.detail))
+        answer.headers.update(exc.headers or {})  # e.g. Allow on a 405
+        return answer
 
     async def on_unauthorized(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Unauthorized)
@@ -180,6 +200,22 @@ def install(app: FastAPI) -> None:
             f"a value in the request cannot be stored: {reason}",
         )
 
+    async def on_database_down(_request: Request, exc: Exception) -> JSONResponse:
+        # the database is unreachable (restart, network, pool exhausted): a passing state
+        log.warning("database unavailable: %s", str(exc).splitlines()[0])
+        answer = problem(
+            503,
+            "database-unavailable",
+            "Service unavailable",
+            "the database cannot be reached right now; retry shortly",
+        )
+        answer.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return answer
+
+    app.add_exception_handler(sa.exc.OperationalError, on_database_down)
+    app.add_exception_handler(sa.exc.InterfaceError, on_database_down)
+    app.add_exception_handler(sa.exc.DisconnectionError, on_database_down)
+    app.add_exception_handler(sa.exc.TimeoutError, on_database_down)
     app.add_exception_handler(sa.exc.DataError, on_unstorable)
     app.add_exception_handler(GraphvizMissing, on_graphviz_missing)
     app.add_exception_handler(RenderError, on_render_error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -38,7 +39,17 @@ def _plain_json(value: Any, where: str = "data") -> Any:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
-JsonObject = Annotated[dict[str, Any], AfterValidator(_plain_json)]
+MAX_DATA_BYTES = 64 * 1024
+
+
+def _bounded(value: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(value, ensure_ascii=False).encode())
+    if size > MAX_DATA_BYTES:
+        raise ValueError(f"serialised to {size} bytes; the limit is {MAX_DATA_BYTES}")
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_plain_json), AfterValidator(_bounded)]
 
 
 class Problem(BaseModel):

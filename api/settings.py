@@ -18,3 +18,7 @@ class Settings(BaseSettings):
     """How often ``serve`` records SLA breaches in the background (0 disables)."""
     max_received_age_days: float = 400.0
     """A ticket's ``received_at`` more than this many days ago is refused (422)."""
+    max_body_bytes: int = 1 << 20
+    """A request body larger than this is refused (413)."""
+    max_header_bytes: int = 16 << 10
+    """Request headers larger than this (names and values together) are refused (431)."""

@@ -347,7 +347,7 @@ def test_if_match(acme: Api) -> None:
     body = _problem(r, 412, "version-mismatch")
     assert body["current_version"] == 1
     r = c.post(url, headers={**acme.as_("l1_agent"), "If-Match": "banana"})
-    assert _problem(r, 422, "validation")["errors"][0]["loc"] == ["body", "If-Match"]
+    assert _problem(r, 422, "validation")["errors"][0]["loc"] == ["header", "if-match"]
     r = c.post(url, headers={**acme.as_("l1_agent"), "If-Match": '"1"'})
     assert (r.status_code, r.headers["etag"]) == (200, '"2"')
     r = c.patch(

@@ -8,6 +8,7 @@ Nothing here knows about HTTP or Graphviz. The small public surface::
 
 from .definition import Definition, builtin_definitions, load_definition, parse_text
 from .errors import (
+    AlreadyExists,
     Conflict,
     DefinitionError,
     Forbidden,
@@ -27,6 +28,7 @@ from .records import EventView, Idempotency, TicketView, utcnow
 from .service import Tierflow
 
 __all__ = [
+    "AlreadyExists",
     "Conflict",
     "Definition",
     "DefinitionError",

@@ -8,6 +8,7 @@ where it helps, structured fields::
     ├── DefinitionError           a workflow definition is invalid; ``problems`` (list[str])
     ├── NotFound                  unknown account / ticket / definition (or one of another account)
     ├── InputError                bad input to a unit of work; ``field`` names it
+    │   └── AlreadyExists         a unique name (e.g. an account slug) is taken
     ├── UnknownTrigger            the trigger is not defined by the ticket's workflow
     ├── InvalidTransition         the trigger exists but not from the current state; ``possible``
     ├── Forbidden                 the caller's role may not do this; ``role``
@@ -22,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "AlreadyExists",
     "Conflict",
     "DefinitionError",
     "Forbidden",
@@ -71,6 +73,10 @@ class InputError(TierflowError):
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(f"{field}: {message}")
+
+
+class AlreadyExists(InputError):
+    """The input is well-formed but names something that exists already (HTTP 409)."""
 
 
 class UnknownTrigger(TierflowError):

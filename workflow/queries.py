@@ -57,6 +57,32 @@ def events(tf: Tierflow, *, account: str, ticket_id: int) -> list[EventView]:
         ]
 
 
+def known_values(tf: Tierflow, name: str) -> list[str]:
+    """Every value a ticket filter ``name`` (state, level, priority, category) can match: the
+    union over the definitions loaded, in their order."""
+    values: list[str] = []
+    for d in tf.registry.loaded():
+        spec = d.spec
+        if name == "state":
+            found = list(spec.states)
+        elif name == "level":
+            found = [s.level for s in spec.states.values() if s.level is not None]
+        elif name == "priority":
+            found = list(spec.priorities)
+        else:
+            found = [c for kind in spec.kinds.values() for c in kind.categories]
+        values += found
+    return list(dict.fromkeys(values))
+
+
+def _require_known(tf: Tierflow, name: str, value: str | None) -> None:
+    if value is None:
+        return
+    known = known_values(tf, name)
+    if value not in known:
+        raise InputError(name, f"unknown filter {value!r} (known: {', '.join(known)})")
+
+
 def list_tickets(
     tf: Tierflow,
     *,
@@ -74,10 +100,12 @@ def list_tickets(
         raise InputError("limit", f"must be between 1 and {MAX_PAGE}")
     if sla not in (None, "breached", "at_risk"):
         raise InputError("sla", f"unknown filter {sla!r} (known: breached, at_risk)")
+    filters = {"state": state, "level": level, "priority": priority, "category": category}
+    for name, value in filters.items():
+        _require_known(tf, name, value)
     account_id = tf.account_id(account)
     now = tf.clock()
     where = [T.c.account_id == account_id]
-    filters = {"state": state, "level": level, "priority": priority, "category": category}
     where += [T.c[col] == value for col, value in filters.items() if value is not None]
     if cursor is not None:
         where.append(T.c.id > decode_cursor(cursor))
@@ -114,6 +142,7 @@ def queue(
     age (``received_at``), then id."""
     if not 1 <= limit <= MAX_PAGE:
         raise InputError("limit", f"must be between 1 and {MAX_PAGE}")
+    _require_known(tf, "level", level)
     account_id = tf.account_id(account)
     now = tf.clock()
     priorities: list[str | None] = []

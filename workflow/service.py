@@ -26,6 +26,7 @@ from . import counts, integrity, jobs, queries
 from .db import Database
 from .definition import Definition, builtin_definitions
 from .errors import (
+    AlreadyExists,
     Conflict,
     Forbidden,
     IdempotencyMismatch,
@@ -148,7 +149,7 @@ class Tierflow:
             raise InputError("name", "must not be empty")
         with self.db.write() as conn:
             if conn.execute(sa.select(A.c.id).where(A.c.slug == slug)).first():
-                raise InputError("slug", f"account {slug!r} already exists")
+                raise AlreadyExists("slug", f"account {slug!r} already exists")
             res = conn.execute(
                 sa.insert(A).returning(A.c.id),
                 {"slug": slug, "name": name.strip(), "created_at": self.clock()},

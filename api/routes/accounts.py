@@ -13,7 +13,7 @@ router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=AccountPublic)
-async def create_account(
+def create_account(
     body: AccountCreate, principal: PrincipalDep, engine: EngineDep, response: Response
 ) -> AccountPublic:
     """Create an account (platform admin only)."""
@@ -25,10 +25,13 @@ async def create_account(
 
 
 @router.post("/{acct}/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenPublic)
-async def create_token(body: TokenCreate, scope: ScopeDep, tokens: TokensDep) -> TokenPublic:
+def create_token(
+    body: TokenCreate, scope: ScopeDep, tokens: TokensDep, response: Response
+) -> TokenPublic:
     """Issue a token for one role of this account (admin, or this account's supervisor).
-    The token is shown only in this answer."""
+    The token is shown only in this answer (never cached: `Cache-Control: no-store`)."""
     if not (scope.principal.is_admin or scope.role == "supervisor"):
         raise Forbidden(scope.role, "issue tokens", ["admin", "supervisor"])
     token_id, token = tokens.issue(account=scope.account, role=body.role, name=body.name)
+    response.headers["Cache-Control"] = "no-store"
     return TokenPublic(id=token_id, role=body.role, name=body.name.strip(), token=token)

@@ -2,6 +2,10 @@
 
 Routes are thin: parse, call one engine method, shape the answer. The engine decides, and its
 typed refusals become problem+json answers in ``api.problems``.
+
+Routes and dependencies that call the (synchronous) engine are plain ``def``: FastAPI runs them
+in its thread pool, so a slow engine call never stalls the event loop and the other requests it
+serves. Keep it that way: an ``async def`` here would run blocking database work on the loop.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ ERRORS: dict[int | str, dict[str, str]] = {
 @router.post(
     "/tickets/{ticket_id}/triggers/{trigger}", response_model=TicketPublic, responses=ERRORS
 )
-async def fire_trigger(
+def fire_trigger(
     ticket_id: int,
     trigger: str,
     scope: ScopeDep,
@@ -72,7 +76,7 @@ async def fire_trigger(
     response_model=TicketPublic,
     responses=ERRORS,
 )
-async def create_ticket(
+def create_ticket(
     body: TicketCreate,
     scope: ScopeDep,
     idempotency_key: IdempotencyKey = None,
@@ -103,7 +107,7 @@ async def create_ticket(
 
 
 @router.get("/tickets", response_model=TicketPage)
-async def list_tickets(
+def list_tickets(
     scope: ScopeDep,
     state: str | None = None,
     level: str | None = None,
@@ -130,7 +134,7 @@ async def list_tickets(
 
 
 @router.get("/queue", response_model=list[TicketPublic])
-async def work_queue(
+def work_queue(
     scope: ScopeDep,
     level: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -143,12 +147,12 @@ async def work_queue(
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketPublic, responses=ERRORS)
-async def get_ticket(ticket: TicketDep) -> Response:
+def get_ticket(ticket: TicketDep) -> Response:
     return ticket_answer(ticket)
 
 
 @router.patch("/tickets/{ticket_id}", response_model=TicketPublic, responses=ERRORS)
-async def update_ticket(
+def update_ticket(
     ticket_id: int,
     body: TicketUpdate,
     scope: ScopeDep,
@@ -170,7 +174,7 @@ async def update_ticket(
 
 
 @router.get("/tickets/{ticket_id}/triggers", response_model=list[TriggerOption])
-async def list_triggers(ticket_id: int, scope: ScopeDep) -> list[TriggerOption]:
+def list_triggers(ticket_id: int, scope: ScopeDep) -> list[TriggerOption]:
     """Every trigger defined from the ticket's state, allowed or blocked (with every reason)
     for the caller's role. Guards that need a note or data report them as missing."""
     options = scope.engine.explain(account=scope.account, ticket_id=ticket_id, role=scope.role)
@@ -183,7 +187,7 @@ async def list_triggers(ticket_id: int, scope: ScopeDep) -> list[TriggerOption]:
     response_model=TicketPublic,
     responses=ERRORS,
 )
-async def respond(
+def respond(
     ticket_id: int,
     body: ResponseCreate,
     scope: ScopeDep,
@@ -204,7 +208,7 @@ async def respond(
 
 
 @router.post("/tickets/{ticket_id}/playbook/{step}", response_model=TicketPublic, responses=ERRORS)
-async def record_playbook_step(
+def record_playbook_step(
     ticket_id: int,
     step: str,
     body: PlaybookStepRequest,
@@ -230,7 +234,7 @@ async def record_playbook_step(
 
 
 @router.get("/tickets/{ticket_id}/events", response_model=list[EventPublic])
-async def list_events(ticket_id: int, scope: ScopeDep) -> list[EventPublic]:
+def list_events(ticket_id: int, scope: ScopeDep) -> list[EventPublic]:
     """The ticket's history, oldest first."""
     return [
         EventPublic.of(e) for e in scope.engine.events(account=scope.account, ticket_id=ticket_id)

@@ -24,13 +24,13 @@ def _summary(d: Definition) -> dict[str, object]:
 
 
 @router.get("", response_model=list[WorkflowSummary])
-async def list_workflows(engine: EngineDep, _caller: PrincipalDep) -> list[WorkflowSummary]:
+def list_workflows(engine: EngineDep, _caller: PrincipalDep) -> list[WorkflowSummary]:
     """The current version of every workflow loaded (any token)."""
     return [WorkflowSummary.model_validate(_summary(d)) for d in engine.definitions()]
 
 
 @router.get("/{name}", response_model=WorkflowDetail)
-async def get_workflow(
+def get_workflow(
     name: str, engine: EngineDep, _caller: PrincipalDep, version: str | None = None
 ) -> WorkflowDetail:
     """One definition (the current version, or `?version=` by human version or hash), with

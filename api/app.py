@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from workflow import Tierflow, schema
 from workflow.db import Database
@@ -63,7 +64,9 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the installed fastapi-offline package
+    # (under /static-offline-docs), never from a CDN: they work without internet
+    app = FastAPIOffline(
         title="tierflow",
         version="1",
         description=DESCRIPTION,

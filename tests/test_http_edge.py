@@ -4,6 +4,7 @@ its request id, a database outage a 503 with Retry-After, bounded input, securit
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -262,3 +263,15 @@ def test_known_filter_values_still_filter(acme: Api, name: str, value: str) -> N
     acme.create()
     r = acme.client.get(acme.url("/tickets"), params={name: value}, headers=acme.as_("l1_agent"))
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_work_offline(client: TestClient, page: str) -> None:
+    r = client.get(page)
+    assert r.status_code == 200
+    urls = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", r.text)
+    assert urls and "/openapi.json" in urls
+    for url in urls:
+        assert url.startswith("/"), f"{page} loads {url} from elsewhere"
+        assert client.get(url).status_code == 200, url
+    assert "cdn" not in r.text.lower() and "https://" not in r.text

@@ -22,7 +22,7 @@ import graphviz
 
 from . import theme
 from .layout import Junction, Segment, plan
-from .model import Diagram, Edge, LegendItem, Node, Style
+from .model import Cluster, Diagram, Edge, LegendItem, Node, Style
 
 __all__ = ["edge_id", "node_id", "to_dot"]
 
@@ -38,7 +38,9 @@ def edge_id(edge: Edge) -> str:
     """The SVG id of an edge."""
     if edge.trigger is None:
         return "edge.start"
-    return f"edge.{edge.trigger}.{edge.source}.{edge.dest}"
+    source = f"group-{edge.tail_cluster}" if edge.tail_cluster else edge.source
+    dest = f"group-{edge.head_cluster}" if edge.head_cluster else edge.dest
+    return f"edge.{edge.trigger}.{source}.{dest}"
 
 
 def to_dot(diagram: Diagram) -> str:
@@ -48,6 +50,7 @@ def to_dot(diagram: Diagram) -> str:
         graph_attr={
             "rankdir": diagram.direction,
             "newrank": "true",
+            "compound": "true",
             "splines": "true",
             "nodesep": "0.35",
             "ranksep": "0.7",
@@ -67,25 +70,36 @@ def to_dot(diagram: Diagram) -> str:
         by_cluster.setdefault(n.cluster, []).append(n)
     for n in by_cluster.pop(None, []):
         _node(g, n)
+    children: dict[str | None, list[Cluster]] = {}
     for c in diagram.clusters:
+        children.setdefault(c.parent, []).append(c)
+
+    def emit(parent: graphviz.Digraph, c: Cluster) -> None:
         members = by_cluster.pop(c.id, [])
-        if not members:
-            continue
-        with g.subgraph(name=f"cluster_{c.id}") as sub:
+        inner = children.get(c.id, [])
+        if not members and not inner:
+            return
+        with parent.subgraph(name=f"cluster_{c.id}") as sub:
             s = c.style
             sub.attr(
                 id=f"cluster.{c.id}",
                 label=f"<<B>{escape(c.label)}</B>>",
-                style="rounded,filled",
+                style=",".join(["rounded", "filled", *_line(s)]),
                 fillcolor=s.fill or "#fafafa",
                 color=s.color or "#bdbdbd",
                 fontcolor=s.fontcolor or "#424242",
                 fontsize="12",
                 labeljust="l",
                 margin="12",
+                tooltip=c.tooltip or c.label,
             )
+            for child in inner:
+                emit(sub, child)
             for n in members:
                 _node(sub, n)
+
+    for c in children.get(None, []):
+        emit(g, c)
     for leftover in by_cluster.values():  # a cluster the diagram does not declare
         for n in leftover:
             _node(g, n)
@@ -164,6 +178,15 @@ def _segment(g: graphviz.Digraph, seg: Segment) -> None:
         attrs = _edge_attrs(lead.style, [j.trigger], _common_detail(j), tip, classes)
         attrs["id"] = f"bundle.{j.trigger}.{j.direction}.{j.hub}"
     attrs["weight"] = str(1 if seg.reverse and seg.kind == "edge" else _WEIGHTS[seg.kind])
+    if seg.edge is not None and (seg.edge.tail_cluster or seg.edge.head_cluster):
+        e = seg.edge
+        attrs["weight"] = "0"
+        written = (
+            (e.head_cluster, e.tail_cluster) if seg.reverse else (e.tail_cluster, e.head_cluster)
+        )
+        for key, cluster in zip(("ltail", "lhead"), written, strict=True):
+            if cluster:
+                attrs[key] = f"cluster_{cluster}"
     tail, head = (seg.head, seg.tail) if seg.reverse else (seg.tail, seg.head)
     if seg.reverse:  # dir=back always and only means "written reversed"
         attrs["dir"] = "back"

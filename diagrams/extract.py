@@ -50,9 +50,17 @@ def parse_show(text: str | Iterable[str] | None) -> frozenset[str]:
 
 
 # --- the whole workflow ----------------------------------------------------------------------
-def workflow_diagram(definition: Definition, show: Iterable[str] = frozenset()) -> Diagram:
+def workflow_diagram(
+    definition: Definition, show: Iterable[str] = frozenset(), *, grouped: bool = True
+) -> Diagram:
     """The whole machine: states clustered by group, every edge labelled with its trigger and,
-    per ``show``, its guards and roles."""
+    per ``show``, its guards and roles.
+
+    ``grouped`` (the default): a trigger leaving *every* state of a group, or of a run of whole
+    groups (``cancel`` from any open state), is one edge from that cluster's border; an
+    ``@return`` with several possible targets is one edge to the smallest cluster holding them
+    all (see :func:`_group`). ``grouped=False`` keeps one edge per (trigger, source, dest).
+    """
     show = parse_show(show)
     spec = definition.spec
     nodes = [Node(START, "start", kind="start", tooltip="start", classes=("start",))]
@@ -69,14 +77,16 @@ def workflow_diagram(definition: Definition, show: Iterable[str] = frozenset()) 
             )
         )
     edges = [Edge(START, spec.initial, None, classes=("start",))]
-    for t, dest in definition.edges():
-        edges.append(_edge(definition, t, dest, show))
+    plain = [_edge(definition, t, dest, show) for t, dest in definition.edges()]
     used = {st.group for st in spec.states.values()}
-    clusters = tuple(
+    clusters = [
         Cluster(group, title, style)
         for group, (title, style) in theme.GROUPS.items()
         if group in used
-    )
+    ]
+    if grouped:
+        plain, clusters = _group(definition, plain, clusters)
+    edges += plain
     legend = [
         LegendItem("start", "start"),
         LegendItem("final state", "final", theme.S_NODE),
@@ -90,7 +100,206 @@ def workflow_diagram(definition: Definition, show: Iterable[str] = frozenset()) 
     if "roles" in show:
         legend.append(LegendItem("by …: roles", "edge", theme.S_EDGE))
     title = f"{spec.title or definition.name} — {definition.name} {definition.version}"
-    return Diagram(definition.name, title, tuple(nodes), tuple(edges), clusters, tuple(legend))
+    return Diagram(
+        definition.name, title, tuple(nodes), tuple(edges), tuple(clusters), tuple(legend)
+    )
+
+
+# --- grouping: one edge from (or to) a cluster instead of one per state ------------------------
+def _group(
+    definition: Definition, edges: list[Edge], clusters: list[Cluster]
+) -> tuple[list[Edge], list[Cluster]]:
+    """Replace the edges a cluster stands for by one edge from (or to) that cluster.
+
+    A (trigger, destination) whose sources are exactly the states of one group, or of two or
+    more whole groups, becomes one edge from that group's cluster, or from a *cover* cluster
+    drawn around those groups. An ``@return`` trigger with several possible targets becomes
+    one edge to the smallest cluster holding them all. Cover clusters nest (a cover that would
+    overlap another without containing it is not made), and the ``covers`` and tooltip of the
+    edge name every state it stands for.
+    """
+    spec = definition.spec
+    order = list(spec.states)
+    groups: dict[str, list[str]] = {}
+    for name, st in spec.states.items():
+        groups.setdefault(st.group, []).append(name)
+    group_order = [c.id for c in clusters]
+
+    fan_in: dict[tuple[str, str], list[Edge]] = {}
+    returns: dict[tuple[str, str], list[Edge]] = {}
+    for e in edges:
+        if "return" in e.classes:
+            returns.setdefault((e.trigger or "", e.source), []).append(e)
+        else:
+            fan_in.setdefault((e.trigger or "", e.dest), []).append(e)
+
+    def groups_of(states: set[str]) -> frozenset[str] | None:
+        """The groups whose states are exactly ``states`` (None when it cuts a group)."""
+        gs = frozenset(spec.states[s].group for s in states)
+        if set().union(*(groups[g] for g in gs)) != states:
+            return None
+        return gs
+
+    # candidate covers (two or more whole groups), largest first, kept only if they nest
+    wanted = {
+        gs
+        for members in fan_in.values()
+        if _alike(definition, members)
+        and (gs := groups_of({e.source for e in members})) is not None
+        and len(gs) > 1
+    }
+    covers: list[frozenset[str]] = []
+    for gs in sorted(wanted, key=lambda g: (-len(g), sorted(g))):
+        if all(gs <= c or not gs & c for c in covers):
+            covers.append(gs)
+    cover_id = {gs: _cover_id([g for g in group_order if g in gs], group_order) for gs in covers}
+
+    def parent_of(gs: frozenset[str]) -> str | None:
+        outer = [c for c in covers if gs < c]
+        return cover_id[min(outer, key=len)] if outer else None
+
+    clusters = [replace(c, parent=parent_of(frozenset({c.id}))) for c in clusters]
+    for gs in covers:
+        names = [g for g in group_order if g in gs]
+        titles = [theme.GROUPS[g][0] if g in theme.GROUPS else g for g in names]
+        label = (
+            f"{titles[0]} … {titles[-1]}" if _contiguous(names, group_order) else " + ".join(titles)
+        )
+        clusters.append(
+            Cluster(
+                cover_id[gs],
+                label,
+                theme.S_COVER,
+                parent=parent_of(gs),
+                tooltip="any state of: " + ", ".join(titles),
+            )
+        )
+    # a cover is drawn before (around) the groups it holds
+    clusters.sort(key=lambda c: (c.parent is not None, c.id not in cover_id.values()))
+
+    def cluster_for(states: set[str], *, exact: bool) -> str | None:
+        gs = groups_of(states)
+        if gs is not None and len(gs) == 1 and len(states) > 1:
+            return next(iter(gs))
+        if gs is not None and gs in cover_id:
+            return cover_id[gs]
+        if exact:
+            return None
+        touched = frozenset(spec.states[s].group for s in states)
+        if len(touched) == 1 and len(states) > 1:
+            return next(iter(touched))
+        holding = [c for c in covers if touched <= c]
+        return cover_id[min(holding, key=len)] if holding else None
+
+    def members_of(cluster: str) -> list[str]:
+        gs = next((c for c in covers if cover_id[c] == cluster), frozenset({cluster}))
+        return [s for s in order if spec.states[s].group in gs]
+
+    def anchor(cluster: str) -> str:
+        states = members_of(cluster)
+        return states[(len(states) - 1) // 2]
+
+    out: list[Edge] = []
+    done: set[tuple[str, str, str]] = set()
+    for e in edges:
+        trigger = e.trigger or ""
+        if "return" in e.classes:
+            key = ("return", trigger, e.source)
+            members = returns[(trigger, e.source)]
+            cluster = cluster_for({m.dest for m in members}, exact=False)
+            if cluster is None or len(members) < 2:
+                out.append(e)
+            elif key not in done:
+                done.add(key)
+                ends = [m.dest for m in members]
+                out.append(
+                    replace(
+                        e,
+                        dest=anchor(cluster),
+                        head_cluster=cluster,
+                        covers=tuple(ends),
+                        detail=_merged_detail(members),
+                        tooltip=f"{trigger}: {e.source} → back to where it came from, one of "
+                        + ", ".join(ends)
+                        + f"\nroles: {_roles_line(definition, trigger, e.source)}",
+                        classes=(*e.classes, "group"),
+                    )
+                )
+            continue
+        members = fan_in[(trigger, e.dest)]
+        cluster = (
+            cluster_for({m.source for m in members}, exact=True)
+            if _alike(definition, members)
+            else None
+        )
+        if cluster is None or e.dest in members_of(cluster):
+            out.append(e)
+            continue
+        key = ("from", trigger, e.dest)
+        if key in done:
+            continue
+        done.add(key)
+        starts = [m.source for m in members]
+        tip = [f"{trigger}: from any of {', '.join(starts)} → {e.dest}"]
+        tip += sorted({line for m in members for line in m.tooltip.split("\n")[1:]})
+        out.append(
+            replace(
+                e,
+                source=anchor(cluster),
+                tail_cluster=cluster,
+                covers=tuple(starts),
+                detail=_merged_detail(members),
+                tooltip="\n".join(tip),
+                classes=(*e.classes, "group"),
+            )
+        )
+    return out, clusters
+
+
+def _alike(definition: Definition, members: list[Edge]) -> bool:
+    """Several edges that differ only by their source and roles (the same guards)."""
+    if len(members) < 2:
+        return False
+    guards = {
+        tuple((g.name, repr(g.args)) for g in t.guards)
+        for t in definition.transitions
+        if any(t.trigger == m.trigger and t.source == m.source for m in members)
+    }
+    return len(guards) == 1
+
+
+def _merged_detail(members: list[Edge]) -> tuple[str, ...]:
+    """The members' label lines once each; their roles on one ``by …`` line."""
+    lines: dict[str, None] = {}
+    roles: dict[str, None] = {}
+    for m in members:
+        for line in m.detail:
+            if line.startswith("by "):
+                roles.update(dict.fromkeys(line[3:].split(", ")))
+            else:
+                lines[line] = None
+    return (*lines, *([f"by {', '.join(roles)}"] if roles else []))
+
+
+def _contiguous(names: list[str], order: list[str]) -> bool:
+    at = [order.index(n) for n in names]
+    return at == list(range(at[0], at[0] + len(at)))
+
+
+def _cover_id(names: list[str], order: list[str]) -> str:
+    if _contiguous(names, order):
+        return f"any_{names[0]}_to_{names[-1]}"
+    return "any_" + "_".join(names)
+
+
+def _roles_line(definition: Definition, trigger: str, source: str) -> str:
+    roles = {
+        r
+        for t in definition.spec.transitions
+        if t.trigger == trigger and source in t.source
+        for r in t.roles
+    }
+    return ", ".join(sorted(roles))
 
 
 def _edge(definition: Definition, t: Transition, dest: str, show: frozenset[str]) -> Edge:
@@ -139,7 +348,7 @@ def ticket_diagram(
     ticket took carry their step numbers (``#1`` = first transition); from the current state,
     triggers allowed now are solid, blocked ones dashed with the reasons as tooltip.
     """
-    base = workflow_diagram(definition)
+    base = workflow_diagram(definition, grouped=False)
     history = sorted(events, key=lambda ev: ev.seq)
     entered = [ev for ev in history if ev.kind in ("created", "transition") and ev.to_state]
 

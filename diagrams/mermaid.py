@@ -3,15 +3,19 @@
 Mermaid cannot draw transitions between states of *different* composite states, and every
 transition here crosses groups, so groups are not composite states: each group is a
 ``classDef`` colour instead (a state with its own emphasis - current, visited, load - takes
-that instead). The start marker and final states use Mermaid's ``[*]``. Edge labels are one
-line: step numbers, trigger, then any detail lines joined with `` · ``. Checked against
-Mermaid 11's parser while writing this; the tests check the structure.
+that instead). An edge the extraction drew from (or to) a whole cluster (``cancel`` from any
+open state, ``@return`` back to any working state) is one arrow from (or to) a dashed stand-in
+state ``any_…`` titled with the groups it covers, not one arrow per state. The start marker
+and final states use Mermaid's ``[*]``. Edge labels are one line: step numbers, trigger, then
+any detail lines joined with `` · ``. Checked against Mermaid 11's parser while writing this;
+the tests check the structure.
 """
 
 from __future__ import annotations
 
 import re
 
+from . import theme
 from .model import Diagram, Node, Style
 
 __all__ = ["to_mermaid"]
@@ -53,9 +57,24 @@ def to_mermaid(diagram: Diagram) -> str:
     for n in diagram.nodes:
         if n.kind == "state":
             out.append(f'    state "{_description(n)}" as {ids[n.id]}')
+    stand_ins: dict[str, str] = {}
+    for e in diagram.edges:
+        for cid in (e.tail_cluster, e.head_cluster):
+            if cid and cid not in stand_ins:
+                sid = cid if cid.startswith("any_") else f"any_{cid}"
+                while sid in ids.values() or sid in stand_ins.values():
+                    sid += "_"
+                stand_ins[cid] = sid
+                label = f"any state of: {clusters[cid].label}" if cid in clusters else cid
+                out.append(f'    state "{_text(label)}" as {sid}')
+    if stand_ins:
+        out.append(f"    classDef cover {_css(theme.S_COVER)}")
+        members["cover"] = list(stand_ins.values())
     for e in diagram.edges:
         label = " · ".join([e.label, *e.detail]) if e.label else ""
-        arrow = f"    {ids[e.source]} --> {ids[e.dest]}"
+        tail = stand_ins[e.tail_cluster] if e.tail_cluster else ids[e.source]
+        head = stand_ins[e.head_cluster] if e.head_cluster else ids[e.dest]
+        arrow = f"    {tail} --> {head}"
         out.append(f"{arrow} : {_text(label)}" if label else arrow)
     out += [f"    {ids[n.id]} --> [*]" for n in diagram.nodes if n.final]
     out += [f"    class {','.join(names)} {cls}" for cls, names in members.items()]

@@ -73,6 +73,12 @@ class Edge:
     style: Style = Style()
     tooltip: str = ""
     classes: tuple[str, ...] = ()
+    tail_cluster: str | None = None
+    """Drawn from this cluster's border (a transition leaving every state of it)."""
+    head_cluster: str | None = None
+    """Drawn to this cluster's border (an ``@return`` back to any state of it)."""
+    covers: tuple[str, ...] = ()
+    """For a cluster edge: the states at its cluster end it stands for."""
 
     @property
     def key(self) -> tuple[str | None, str, str]:
@@ -90,6 +96,9 @@ class Cluster:
     id: str
     label: str
     style: Style = Style()
+    parent: str | None = None
+    """The enclosing cluster (clusters nest; ``None`` at the top)."""
+    tooltip: str = ""
 
 
 @dataclass(frozen=True, slots=True)

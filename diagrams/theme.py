@@ -10,6 +10,7 @@ __all__ = [
     "S_ALLOWED",
     "S_BLOCKED",
     "S_BREACHED",
+    "S_COVER",
     "S_CURRENT",
     "S_EDGE",
     "S_FADED_EDGE",
@@ -35,6 +36,9 @@ GROUPS: dict[str, tuple[str, Style]] = {
     "done": ("Done", Style(fill="#f1f3f4", color="#b0bec5", fontcolor="#37474f")),
 }
 """Group name -> (cluster title, cluster style), in drawing order."""
+
+S_COVER = Style(fill="#ffffff", color="#90a4ae", fontcolor="#455a64", line="dashed")
+"""A cluster drawn around several groups (the source of a trigger that leaves all of them)."""
 
 S_NODE = Style(fill="#ffffff", color="#455a64", fontcolor="#212121", width=1.2, line="solid")
 S_EDGE = Style(color="#546e7a", fontcolor="#37474f", width=1.0, line="solid")

@@ -21,6 +21,8 @@ import diagrams
 from api.cli import main as tierflow_main
 from diagrams import output as output
 from diagrams import theme
+from diagrams.crossings import count_crossings, crossings_of_layout
+from diagrams.dot import edge_id
 from diagrams.extract import human_duration
 from diagrams.model import START, Diagram
 from diagrams.readme import README, readme_block, snippet
@@ -39,6 +41,16 @@ GROUP_STATES = {
     "waiting": ("Waiting", {"waiting_on_customer"}),
     "done": ("Done", {"resolved", "closed"}),
 }
+
+
+COVERS = {
+    "any_intake_to_waiting": ("Intake … Waiting", None),
+    "any_level1_to_administrative": ("Level 1 … Administrative", "any_intake_to_waiting"),
+}
+"""The clusters drawn around several groups: title, enclosing cluster."""
+WORKING = ["l1_triage", "l1_solving", "l2_solving", "l3_assessment", "l3_solution"]
+WORKING += ["admin_executive", "admin_supervisor"]
+OPEN = ["new", *WORKING, "waiting_on_customer"]
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +100,9 @@ class Dot:
     edges: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     """(tail, head, attrs) in the drawn direction: ``dir=back`` already undone."""
 
-    def edge(self, edge_id: str) -> tuple[str, str, dict[str, str]]:
-        found = [e for e in self.edges if e[2].get("id") == edge_id]
-        assert len(found) == 1, f"{edge_id}: {len(found)} edges"
+    def edge(self, eid: str) -> tuple[str, str, dict[str, str]]:
+        found = [e for e in self.edges if e[2].get("id") == eid]
+        assert len(found) == 1, f"{eid}: {len(found)} edges"
         return found[0]
 
 
@@ -163,62 +175,155 @@ def test_dot_has_every_state_once_in_its_groups_cluster(support: Definition) -> 
         cluster = dot.clusters[f"cluster_{group}"]
         assert text_of(cluster["label"]) == [title]
         assert {n for n in states if dot.node_cluster[n] == f"cluster_{group}"} == members
-    assert set(dot.clusters) == {f"cluster_{g}" for g in GROUP_STATES}
+    covers = {f"cluster_{c}" for c in COVERS}
+    assert set(dot.clusters) == {f"cluster_{g}" for g in GROUP_STATES} | covers
+    for cover, (title, _) in COVERS.items():
+        assert text_of(dot.clusters[f"cluster_{cover}"]["label"]) == [title]
     assert dot.graph["rankdir"] == "LR"
+    assert dot.graph["compound"] == "true"
 
 
 def test_dot_has_every_transition_exactly_once_labelled_with_its_trigger(
     support: Definition,
 ) -> None:
-    dot = read_dot(diagrams.to_dot(diagrams.workflow_diagram(support)))
-    ids = [
-        a["id"] for _, _, a in dot.edges if a["id"].startswith("edge.") and a["id"] != "edge.start"
-    ]
-    expected = [f"edge.{t}.{s}.{d}" for t, s, d in edge_keys(support)]
-    assert len(expected) == 46
-    assert sorted(ids) == sorted(expected)
-    for trigger, source, dest in edge_keys(support):
-        tail, head, a = dot.edge(f"edge.{trigger}.{source}.{dest}")
-        if tail == source and head == dest:  # drawn on its own: labelled with its trigger
-            assert text_of(a["label"]) == [trigger]
+    """Each (trigger, source, dest) is drawn by exactly one edge: its own, a bundle member, or
+    the one edge of a cluster that stands for it (``covers``)."""
+    model = diagrams.workflow_diagram(support)
+    drawn: list[tuple[str, str, str]] = []
+    for e in model.edges:
+        if e.trigger is None:
+            continue
+        if e.tail_cluster:
+            drawn += [(e.trigger, s, e.dest) for s in e.covers]
+        elif e.head_cluster:
+            drawn += [(e.trigger, e.source, d) for d in e.covers]
+        else:
+            drawn.append(e.key)  # type: ignore[arg-type]
+    assert len(edge_keys(support)) == 46
+    assert sorted(drawn) == sorted(edge_keys(support))
+    dot = read_dot(diagrams.to_dot(model))
+    for e in model.edges:
+        if e.trigger is None:
+            continue
+        tail, head, a = dot.edge(edge_id(e))
+        if e.tail_cluster or e.head_cluster or (tail, head) == (e.source, e.dest):
+            assert text_of(a["label"]) == [e.trigger]
         else:  # drawn through a junction: the bundle's shared segment carries the trigger
-            junction = head if tail == source else tail
-            assert (tail, head) in ((source, junction), (junction, dest))
+            junction = head if tail == e.source else tail
             assert dot.nodes[junction]["class"] == "junction"
             shared = [
-                e for e in dot.edges if e[2]["id"].startswith("bundle.") and junction in e[:2]
+                x for x in dot.edges if x[2]["id"].startswith("bundle.") and junction in x[:2]
             ]
             assert len(shared) == 1
-            assert text_of(shared[0][2]["label"]) == [trigger]
+            assert text_of(shared[0][2]["label"]) == [e.trigger]
 
 
 @pytest.mark.parametrize(
-    ("trigger", "bundle", "members"),
+    ("edge", "ends", "compound", "covers"),
     [
-        ("cancel", ("junction.cancel.to.closed", "closed"), 9),
         (
-            "request_info",
-            ("junction.request_info.to.waiting_on_customer", "waiting_on_customer"),
-            7,
+            "edge.cancel.group-any_intake_to_waiting.closed",
+            ("l3_assessment", "closed"),
+            {"ltail": "cluster_any_intake_to_waiting"},
+            OPEN,
         ),
-        ("resolve", ("junction.resolve.to.resolved", "resolved"), 5),
         (
-            "customer_replied",
-            ("waiting_on_customer", "junction.customer_replied.from.waiting_on_customer"),
-            7,
+            "edge.request_info.group-any_level1_to_administrative.waiting_on_customer",
+            ("l3_assessment", "waiting_on_customer"),
+            {"ltail": "cluster_any_level1_to_administrative"},
+            WORKING,
         ),
-        ("reopen", ("resolved", "junction.reopen.from.resolved"), 6),
+        (
+            "edge.customer_replied.waiting_on_customer.group-any_level1_to_administrative",
+            ("waiting_on_customer", "l3_assessment"),
+            {"lhead": "cluster_any_level1_to_administrative"},
+            WORKING,
+        ),
+        (
+            "edge.reopen.resolved.group-any_level1_to_administrative",
+            ("resolved", "l3_assessment"),
+            {"lhead": "cluster_any_level1_to_administrative"},
+            ["l3_assessment", "l1_solving", "l2_solving", "l3_solution", *WORKING[-2:]],
+        ),
+        (
+            "edge.return_to_l2.group-level3.l2_solving",
+            ("l3_assessment", "l2_solving"),
+            {"ltail": "cluster_level3"},
+            ["l3_assessment", "l3_solution"],
+        ),
     ],
 )
-def test_fan_in_and_fan_out_triggers_are_bundled_through_one_junction(
-    support: Definition, trigger: str, bundle: tuple[str, str], members: int
+def test_a_trigger_leaving_every_state_of_a_cluster_is_one_compound_edge(
+    support: Definition,
+    edge: str,
+    ends: tuple[str, str],
+    compound: dict[str, str],
+    covers: list[str],
 ) -> None:
-    dot = read_dot(diagrams.to_dot(diagrams.workflow_diagram(support)))
-    shared = [(t, h) for t, h, a in dot.edges if a["id"].startswith(f"bundle.{trigger}.")]
-    assert shared == [bundle]
-    mine = [a for _, _, a in dot.edges if a["id"].startswith(f"edge.{trigger}.")]
-    assert len(mine) == members
-    assert all("label" not in a for a in mine)  # one label, on the shared segment
+    model = diagrams.workflow_diagram(support)
+    (e,) = [x for x in model.edges if edge_id(x) == edge]
+    assert list(e.covers) == covers
+    assert all(c in e.tooltip for c in covers)
+    assert "group" in e.classes
+    tail, head, a = read_dot(diagrams.to_dot(model)).edge(edge)
+    assert (tail, head) == ends
+    # ltail/lhead name the ends as written; an edge written reversed (dir=back) swaps them
+    written = {k: a[k] for k in ("ltail", "lhead") if k in a}
+    if a.get("dir") == "back":
+        written = {{"ltail": "lhead", "lhead": "ltail"}[k]: v for k, v in written.items()}
+    assert written == compound
+
+
+def test_grouping_needs_the_same_guards_and_whole_groups(support: Definition) -> None:
+    """escalate leaves both Level 1 states, but under different guards: two edges; resolve
+    enters from five states that make no whole group: a junction bundle, not a cluster edge."""
+    model = diagrams.workflow_diagram(support)
+    escalate = [e.key for e in model.edges if e.trigger == "escalate"]
+    assert sorted(escalate) == sorted(
+        [
+            ("escalate", "l1_triage", "l2_solving"),
+            ("escalate", "l1_solving", "l2_solving"),
+            ("escalate", "l2_solving", "l3_assessment"),
+        ]
+    )
+    assert len([e for e in model.edges if e.trigger == "resolve"]) == 5
+    dot = read_dot(diagrams.to_dot(model))
+    shared = [(t, h) for t, h, a in dot.edges if a["id"].startswith("bundle.")]
+    assert shared == [("junction.resolve.to.resolved", "resolved")]
+
+
+def test_ungrouped_view_keeps_one_edge_per_transition(support: Definition) -> None:
+    model = diagrams.workflow_diagram(support, grouped=False)
+    keys = [e.key for e in model.edges if e.trigger is not None]
+    assert sorted(keys) == sorted(edge_keys(support))
+    assert {c.id for c in model.clusters} == set(GROUP_STATES)
+
+
+@needs_dot
+@pytest.mark.parametrize("show", ["", "guards,roles"])
+def test_the_overview_has_at_most_12_crossing_pairs(support: Definition, show: str) -> None:
+    """Counted on the layout Graphviz returns (``dot -Tjson``); the ungrouped drawing of the
+    same definition has far more (the counter is not blind)."""
+    grouped = count_crossings(diagrams.to_dot(diagrams.workflow_diagram(support, show)))
+    assert grouped <= 12
+    flat = diagrams.workflow_diagram(support, show, grouped=False)
+    assert count_crossings(diagrams.to_dot(flat)) > 50
+
+
+def test_crossing_counter_on_a_known_layout() -> None:
+    """Two straight diagonals of a square cross once; two edges meeting at a node do not."""
+
+    def line(*pts: tuple[float, float]) -> dict[str, Any]:
+        p0, p1 = pts
+        ctrl = [p0, p0, p1, p1]
+        return {"_draw_": [{"op": "b", "points": [list(p) for p in ctrl]}]}
+
+    x = {"edges": [line((0, 0), (100, 100)), line((0, 100), (100, 0))]}
+    assert crossings_of_layout(x) == 1
+    v = {"edges": [line((0, 0), (50, 50)), line((100, 0), (50, 50))]}
+    assert crossings_of_layout(v) == 0
+    apart = {"edges": [line((0, 0), (100, 0)), line((0, 10), (100, 10))]}
+    assert crossings_of_layout(apart) == 0
 
 
 def test_start_marker_and_final_states(support: Definition) -> None:
@@ -234,8 +339,13 @@ def test_back_edges_keep_the_reading_order(support: Definition) -> None:
     """return_to_l2 points from L3 to L2, but is written reversed so ranks follow the process."""
     src = diagrams.to_dot(diagrams.workflow_diagram(support))
     dot = read_dot(src)
-    tail, head, a = dot.edge("edge.return_to_l2.l3_assessment.l2_solving")
-    assert (tail, head, a["dir"]) == ("l3_assessment", "l2_solving", "back")
+    tail, head, a = dot.edge("edge.return_to_l2.group-level3.l2_solving")
+    assert (tail, head, a["dir"], a["lhead"]) == (
+        "l3_assessment",
+        "l2_solving",
+        "back",
+        "cluster_level3",
+    )
     assert re.search(r"\bl2_solving -> l3_assessment \[[^\]]*return_to_l2", src)
     assert "dir" not in dot.edge("edge.escalate.l2_solving.l3_assessment")[2]
 
@@ -258,15 +368,21 @@ def test_show_adds_guards_and_roles_to_labels(
     label = text_of(dot.edge("edge.triage.new.l1_triage")[2]["label"])
     expected = ["triage"]
     if guards:
-        expected += ["if kind_is(technical)", "if channel_allowed(level1)"]
+        triage = next(t for t in support.spec.transitions if t.trigger == "triage")
+        assert triage.guards[0].name == "kind_is"
+        expected += [f"if {g.name}({', '.join(map(str, g.args.values()))})" for g in triage.guards]
+        assert expected[1] == "if kind_is(technical)"
     if roles:
         expected += ["by l1_agent"]
     assert label == expected
-    # per-source roles of a bundle sit on the member segments, the shared guard on the bundle
-    member = dot.edge("edge.request_info.l2_solving.waiting_on_customer")[2]
-    assert ("label" in member) == roles
+    # one edge for request_info from every working state: its guard once, its roles merged
+    group = dot.edge("edge.request_info.group-any_level1_to_administrative.waiting_on_customer")
+    expected = ["request_info"]
+    if guards:
+        expected += ["if note_given"]
     if roles:
-        assert text_of(member["label"]) == ["by l2_specialist"]
+        expected += ["by l1_agent, l2_specialist, l3_engineer, executive, supervisor"]
+    assert text_of(group[2]["label"]) == expected
 
 
 def test_unknown_show_option_is_refused() -> None:
@@ -284,17 +400,38 @@ def test_mermaid_structure(support: Definition) -> None:
     lines = text.splitlines()
     assert lines[1:3] == ["stateDiagram-v2", "    direction LR"]
     states = [m.groups() for m in map(_STATE.match, lines) if m]
-    assert sorted(s for _, s in states) == sorted(support.spec.states)
+    plain = [s for _, s in states if not s.startswith("any_")]
+    assert sorted(plain) == sorted(support.spec.states)
     assert ("L1: triage", "l1_triage") in states
     arrows = [m.groups() for m in map(_ARROW.match, lines) if m]
-    expected = [(s, d, t) for t, s, d in edge_keys(support)]
+    stand_ins = {
+        "any_level1": None,
+        "any_level3": None,
+        "any_level1_to_administrative": "Level 1 … Administrative",
+        "any_intake_to_waiting": "Intake … Waiting",
+    }
+    model = diagrams.workflow_diagram(support)
+    expected = []
+    for e in model.edges:
+        if e.trigger is None:
+            continue
+        tail = f"any_{e.tail_cluster}".replace("any_any_", "any_") if e.tail_cluster else e.source
+        head = f"any_{e.head_cluster}".replace("any_any_", "any_") if e.head_cluster else e.dest
+        expected.append((tail, head, e.trigger))
+    assert ("any_intake_to_waiting", "closed", "cancel") in expected
+    assert ("resolved", "any_level1_to_administrative", "reopen") in expected
     assert sorted(a for a in arrows if "[*]" not in a) == sorted(expected)
+    assert ("any state of: Intake … Waiting", "any_intake_to_waiting") in states
+    assert ("any state of: Level 3", "any_level3") in states
+    del stand_ins["any_level1"]  # escalate's two Level 1 edges differ by guards: not grouped
     assert [a for a in arrows if "[*]" in a] == [("[*]", "new", None), ("closed", "[*]", None)]
     classes = [line.split()[1:] for line in lines if line.startswith("    class ")]
     assigned = [s for names, _ in classes for s in names.split(",")]
-    assert sorted(assigned) == sorted(support.spec.states)  # each state in exactly one class
+    covers = {"any_level3", "any_level1_to_administrative", "any_intake_to_waiting"}
+    assert sorted(assigned) == sorted([*support.spec.states, *covers])  # one class each
     assert dict((c, set(n.split(","))) for n, c in classes) == {
-        g: members for g, (_, members) in GROUP_STATES.items()
+        **{g: members for g, (_, members) in GROUP_STATES.items()},
+        "cover": covers,
     }
     every_line_known = re.compile(
         r"^(%% .*|stateDiagram-v2|    (direction|classDef|class|state) .*)$"
@@ -318,8 +455,8 @@ def test_svg_is_well_formed_and_has_every_state(support: Definition) -> None:
     for name, st in support.spec.states.items():
         texts = [t.text for t in groups[f"state.{name}"].iter("{http://www.w3.org/2000/svg}text")]
         assert st.title in texts
-    for trigger, source, dest in edge_keys(support):
-        assert f"edge.{trigger}.{source}.{dest}" in groups
+    for e in diagrams.workflow_diagram(support, {"guards", "roles"}).edges:
+        assert edge_id(e) in groups
 
 
 @needs_dot
@@ -480,8 +617,8 @@ def test_ticket_path_edges_are_numbered_in_order(tf: Tierflow, clock: Clock) -> 
         "edge.customer_replied.waiting_on_customer.l1_solving": ["#4"],  # bundle member
         "edge.escalate.l1_solving.l2_solving": ["#5 escalate"],
     }
-    for edge_id, label in labels.items():
-        a = dot.edge(edge_id)[2]
+    for eid, label in labels.items():
+        a = dot.edge(eid)[2]
         assert text_of(a["label"]) == label
         assert "path" in a["class"].split()
         assert a["color"] in (theme.S_PATH.color, theme.S_ALLOWED.color, theme.S_BLOCKED.color)
@@ -523,8 +660,8 @@ def test_ticket_options_solid_when_allowed_dashed_with_reasons_when_blocked(
         "edge.resolve.l2_solving.resolved": ("blocked", "a note is required"),
         "edge.request_info.l2_solving.waiting_on_customer": ("blocked", "a note is required"),
     }
-    for edge_id, (verdict, reason) in expected.items():
-        a = dot.edge(edge_id)[2]
+    for eid, (verdict, reason) in expected.items():
+        a = dot.edge(eid)[2]
         assert verdict in a["class"].split()
         if verdict == "allowed":
             assert a.get("style", "solid") == "solid"

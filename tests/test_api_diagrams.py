@@ -125,3 +125,58 @@ def test_other_accounts_diagrams_are_404(client: TestClient, acme: Api) -> None:
         assert r.status_code == 404
         assert "acme secret" not in r.text
     assert client.get("/v1/workflows/support/diagram.dot").status_code == 401
+
+
+# --- ticket search (the designer page's list) ----------------------------------------------------
+SUBJECTS = [
+    "Cannot log in",
+    "Login page 100% blank",
+    "Invoice_2026 wrong",
+    "logout loops",
+    "Ünïcode",
+]
+
+
+@pytest.mark.parametrize(
+    ("q", "found"),
+    [
+        ("log", ["Cannot log in", "Login page 100% blank", "logout loops"]),
+        ("LOGIN", ["Login page 100% blank"]),  # case-insensitive
+        ("  page  ", ["Login page 100% blank"]),  # trimmed
+        ("100%", ["Login page 100% blank"]),  # % is a character, not a wildcard
+        ("%", ["Login page 100% blank"]),
+        ("_", ["Invoice_2026 wrong"]),  # _ too
+        ("n_o", []),  # unescaped, it would match "nvo" of Invoice
+        ("Ünï", ["Ünïcode"]),
+        ("", SUBJECTS),
+        ("nothing like it", []),
+    ],
+)
+def test_list_searches_the_subject(tf: Tierflow, q: str, found: list[str]) -> None:
+    """Both backends (SQLite file and PostgreSQL): a parameterised ILIKE, wildcards escaped."""
+    for subject in SUBJECTS:
+        tf.create_ticket(
+            account="acme",
+            subject=subject,
+            kind="technical",
+            category="login_password",
+            channel="chat",
+        )
+    page, _ = tf.list_tickets(account="acme", q=q)
+    assert [t.subject for t in page] == found
+
+
+def test_list_search_is_bounded_and_combines_with_filters(acme: Api) -> None:
+    acme.create(subject="Cannot log in")
+    acme.create(subject="cannot login either")
+    h = acme.as_("l1_agent")
+    r = acme.client.get(acme.url("/tickets"), params={"q": "LOG", "state": "new"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert [t["subject"] for t in r.json()["items"]] == ["Cannot log in", "cannot login either"]
+    r = acme.client.get(acme.url("/tickets"), params={"q": "x" * 101}, headers=h)
+    assert r.status_code == 422
+    assert r.json()["errors"] == [
+        {"loc": ["query", "q"], "msg": "q: at most 100 characters (got 101)"}
+    ]
+    r = acme.client.get(acme.url("/tickets"), params={"q": "x", "state": "l1_triage"}, headers=h)
+    assert r.json()["items"] == []

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 __all__ = ["events", "explain", "get_ticket", "list_tickets", "queue"]
 
 MAX_PAGE = 500
+MAX_SEARCH = 100
+"""Longest ``q`` (subject search) :func:`list_tickets` accepts."""
 
 
 def get_ticket(tf: Tierflow, *, account: str, ticket_id: int) -> TicketView:
@@ -55,6 +57,10 @@ def events(tf: Tierflow, *, account: str, ticket_id: int) -> list[EventView]:
             )
             for r in rows
         ]
+
+
+FILTERS = ("state", "level", "priority", "category")
+"""The ticket filters whose values come from the definitions."""
 
 
 def known_values(tf: Tierflow, name: str) -> list[str]:
@@ -94,10 +100,17 @@ def list_tickets(
     sla: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    q: str | None = None,
 ) -> tuple[list[TicketView], str | None]:
-    """One page, oldest ticket first; ``cursor`` is the previous page's ``next_cursor``."""
+    """One page, oldest ticket first; ``cursor`` is the previous page's ``next_cursor``.
+
+    ``q``: only tickets whose subject contains this text, case-insensitively (``%`` and ``_``
+    match themselves; at most :data:`MAX_SEARCH` characters).
+    """
     if not 1 <= limit <= MAX_PAGE:
         raise InputError("limit", f"must be between 1 and {MAX_PAGE}")
+    if q is not None and len(q) > MAX_SEARCH:
+        raise InputError("q", f"at most {MAX_SEARCH} characters (got {len(q)})")
     if sla not in (None, "breached", "at_risk"):
         raise InputError("sla", f"unknown filter {sla!r} (known: breached, at_risk)")
     filters = {"state": state, "level": level, "priority": priority, "category": category}
@@ -109,6 +122,9 @@ def list_tickets(
     where += [T.c[col] == value for col, value in filters.items() if value is not None]
     if cursor is not None:
         where.append(T.c.id > decode_cursor(cursor))
+    if q and q.strip():
+        text = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append(T.c.subject.ilike(f"%{text}%", escape="\\"))
     if sla == "breached":
         # two small index range scans instead of one OR over the whole account: breaches
         # already recorded, and clocks past due that no scan has recorded yet

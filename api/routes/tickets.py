@@ -115,9 +115,18 @@ def list_tickets(
     category: str | None = None,
     sla: Literal["breached", "at_risk"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=16,
+            pattern=r"^[A-Za-z0-9_-]+$",
+            description="Opaque: the `next_cursor` of the previous page (URL-safe base64).",
+        ),
+    ] = None,
+    q: str | None = None,
 ) -> TicketPage:
-    """Tickets of the account, oldest first, in pages (`next_cursor` → `?cursor=`)."""
+    """Tickets of the account, oldest first, in pages (`next_cursor` → `?cursor=`); `q`:
+    subject contains the text, case-insensitively (at most 100 characters)."""
     items, next_cursor = scope.engine.list_tickets(
         account=scope.account,
         state=state,
@@ -127,6 +136,7 @@ def list_tickets(
         sla=sla,
         limit=limit,
         cursor=cursor,
+        q=q,
     )
     return TicketPage.model_construct(
         items=[TicketPublic.of(t) for t in items], next_cursor=next_cursor

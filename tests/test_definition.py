@@ -152,9 +152,9 @@ BROKEN: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
         lambda d: _transition(d, "triage", "new")["guards"].append({"name": "is_vip"}),
         [
             f"transitions[{TRIAGE}] (triage).guards[2].name: unknown guard 'is_vip' (known: "
-            "admin_class, category_beyond, category_level, channel_allowed, data_channel, "
-            "data_one_of, data_positive, data_true, kind_is, note_given, playbook_exhausted, "
-            "priority_known, within_reopen_window)"
+            "admin_class, category_beyond, category_level, channel_allowed, channel_moved_to, "
+            "data_channel, data_one_of, data_positive, data_true, kind_is, note_given, "
+            "playbook_exhausted, priority_known, within_reopen_window)"
         ],
     ),
     (

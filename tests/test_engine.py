@@ -218,8 +218,9 @@ GUARD_FAILURES: list[tuple[str, str, str, str | None, dict[str, Any] | None, lis
         None,
         [
             Reason(
-                "channel_allowed",
-                "channel 'email' is not served at level1 (allowed: chat, help_center)",
+                "channel_moved_to",
+                "channel 'email' is not served at level1: give data.channel to move the "
+                "conversation to a level1 channel (chat, help_center)",
             ),
         ],
     ),

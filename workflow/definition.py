@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import deque
+from collections.abc import Mapping
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -422,6 +423,8 @@ def validate(spec: DefinitionSpec) -> list[str]:
     if problems:  # the graph checks below need a consistent graph
         return problems
     problems.extend(_graph_problems(spec))
+    if not problems:
+        problems.extend(_intake_problems(spec, REGISTRY))
     return problems
 
 
@@ -461,6 +464,81 @@ def _graph_problems(spec: DefinitionSpec) -> list[str]:
                     "can be reached from it"
                 )
     return problems
+
+
+def resolution_states(spec: DefinitionSpec) -> set[str]:
+    """Where a ticket counts as resolved: the non-final states of group ``done`` (or, in a
+    definition without any, its final states)."""
+    done = {s for s, st in spec.states.items() if st.group == "done" and not st.final}
+    return done or {s for s, st in spec.states.items() if st.final}
+
+
+def intake_dead_ends(
+    spec: DefinitionSpec, registry: Mapping[str, Any]
+) -> list[tuple[str, str, str]]:
+    """Every intake the create route accepts — (kind, category, channel) — from which no sequence
+    of transitions whose guards can pass reaches a resolution state. The search walks (state,
+    channel) pairs: guards reading the kind, category or channel decide statically
+    (``Guard.admits``), a ``set: {channel: ...}`` moves the channel, and everything people can
+    supply (notes, data, priority, playbook steps) is assumed supplied."""
+    from .guards import Intake
+
+    definition = Definition(spec)
+    goals = resolution_states(spec)
+    by_source: dict[str, list[tuple[Transition, str]]] = {s: [] for s in spec.states}
+    for t, dest in definition.edges():
+        by_source[t.source].append((t, dest))
+    dead: list[tuple[str, str, str]] = []
+    for kind, kspec in spec.kinds.items():
+        for category in kspec.categories:
+            for channel in spec.channels:
+                start = (spec.initial, channel)
+                seen = {start}
+                todo = deque([start])
+                found = spec.initial in goals
+                while todo and not found:
+                    state, chan = todo.popleft()
+                    for t, dest in by_source[state]:
+                        for proposed in (None, *spec.channels):
+                            intake = Intake(kind, category, chan, proposed)
+                            if not all(
+                                registry[g.name].can_pass(spec, intake, g.args) for g in t.guards
+                            ):
+                                continue
+                            nxt = _channel_after(t.set.get("channel"), chan, proposed)
+                            if dest in goals:
+                                found = True
+                                break
+                            if (dest, nxt) not in seen:
+                                seen.add((dest, nxt))
+                                todo.append((dest, nxt))
+                        if found:
+                            break
+                if not found:
+                    dead.append((kind, category, channel))
+    return dead
+
+
+def _channel_after(setting: Any, channel: str, proposed: str | None) -> str:
+    if setting is None:
+        return channel
+    if isinstance(setting, str) and setting.startswith("$data."):
+        return proposed if setting == "$data.channel" and proposed is not None else channel
+    return str(setting)
+
+
+def _intake_problems(spec: DefinitionSpec, registry: Mapping[str, Any]) -> list[str]:
+    dead = intake_dead_ends(spec, registry)
+    goals = ", ".join(sorted(resolution_states(spec)))
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for kind, category, channel in dead:
+        grouped.setdefault((kind, channel), []).append(category)
+    return [
+        f"intake kind={kind} channel={channel}: accepted by the create route, but no transition "
+        f"path from {spec.initial!r} reaches a resolution ({goals}) for categories "
+        f"{', '.join(cats)}"
+        for (kind, channel), cats in grouped.items()
+    ]
 
 
 def _closure(start: set[str], edges: dict[str, set[str]]) -> set[str]:

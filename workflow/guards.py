@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .definition import Definition, DefinitionSpec
     from .history import TicketState
 
-__all__ = ["REGISTRY", "Guard", "GuardContext", "guard"]
+__all__ = ["REGISTRY", "Guard", "GuardContext", "Intake", "guard"]
 
 
 @dataclass(slots=True)
@@ -34,8 +34,22 @@ class GuardContext:
     now: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """What validation knows of a ticket on its way: its kind, category and current channel, and
+    the ``data.channel`` a request may give (None: none given). Every other input a guard reads
+    (notes, data, priority, playbook steps, time) can be supplied by the people working it."""
+
+    kind: str
+    category: str
+    channel: str
+    data_channel: str | None
+
+
 GuardFn = Callable[..., str | None]
 ArgCheck = Callable[["DefinitionSpec", dict[str, Any]], list[str]]
+Admits = Callable[..., bool]
+"""``admits(spec, intake, **args)``: can this guard pass for a ticket of that intake?"""
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,11 @@ class Guard:
     required: frozenset[str]
     optional: frozenset[str]
     check: ArgCheck | None
+    admits: Admits | None = None
+    """Static counterpart for validation's intake analysis; None: input can always satisfy it."""
+
+    def can_pass(self, spec: DefinitionSpec, intake: Intake, args: Mapping[str, Any]) -> bool:
+        return True if self.admits is None else self.admits(spec, intake, **args)
 
     def __call__(self, ctx: GuardContext, args: Mapping[str, Any]) -> str | None:
         return self.fn(ctx, **args)
@@ -64,14 +83,18 @@ class Guard:
 REGISTRY: dict[str, Guard] = {}
 
 
-def guard(name: str, *, check: ArgCheck | None = None) -> Callable[[GuardFn], GuardFn]:
-    """Register ``fn(ctx, *, arg...) -> reason | None`` under ``name``."""
+def guard(
+    name: str, *, check: ArgCheck | None = None, admits: Admits | None = None
+) -> Callable[[GuardFn], GuardFn]:
+    """Register ``fn(ctx, *, arg...) -> reason | None`` under ``name``; ``admits`` tells
+    validation whether it can pass for a given :class:`Intake` (guards reading the ticket's
+    kind, category or channel must give one)."""
 
     def register(fn: GuardFn) -> GuardFn:
         params = list(inspect.signature(fn).parameters.values())[1:]
         required = frozenset(p.name for p in params if p.default is inspect.Parameter.empty)
         optional = frozenset(p.name for p in params if p.default is not inspect.Parameter.empty)
-        REGISTRY[name] = Guard(name, fn, required, optional, check)
+        REGISTRY[name] = Guard(name, fn, required, optional, check, admits)
         return fn
 
     return register
@@ -105,14 +128,22 @@ def _values_list(spec: DefinitionSpec, args: dict[str, Any]) -> list[str]:
 
 
 # --- the guards ----------------------------------------------------------------------------
-@guard("kind_is", check=_known_kind)
+def _category(spec: DefinitionSpec, intake: Intake) -> Any:
+    return spec.kinds[intake.kind].categories.get(intake.category)
+
+
+@guard("kind_is", check=_known_kind, admits=lambda spec, i, *, kind: i.kind == kind)
 def kind_is(ctx: GuardContext, *, kind: str) -> str | None:
     if ctx.ticket.kind == kind:
         return None
     return f"ticket is {ctx.ticket.kind}, this trigger is for {kind} tickets"
 
 
-@guard("channel_allowed", check=_level_channels)
+@guard(
+    "channel_allowed",
+    check=_level_channels,
+    admits=lambda spec, i, *, level: i.channel in spec.level_channels[level],
+)
 def channel_allowed(ctx: GuardContext, *, level: str) -> str | None:
     allowed = ctx.definition.spec.level_channels[level]
     if ctx.ticket.channel in allowed:
@@ -130,7 +161,11 @@ def priority_known(ctx: GuardContext) -> str | None:
     return f"priority unknown: set {' and '.join(missing)} first"
 
 
-@guard("category_level", check=_known_level)
+@guard(
+    "category_level",
+    check=_known_level,
+    admits=lambda spec, i, *, level: getattr(_category(spec, i), "level", None) == level,
+)
 def category_level(ctx: GuardContext, *, level: str) -> str | None:
     cat = ctx.definition.category(ctx.ticket.kind, ctx.ticket.category)
     actual = cat.level if cat else None
@@ -139,7 +174,11 @@ def category_level(ctx: GuardContext, *, level: str) -> str | None:
     return f"category {ctx.ticket.category!r} is handled at {actual}, not {level}"
 
 
-@guard("category_beyond", check=_known_level)
+@guard(
+    "category_beyond",
+    check=_known_level,
+    admits=lambda spec, i, *, level: getattr(_category(spec, i), "level", None) != level,
+)
 def category_beyond(ctx: GuardContext, *, level: str) -> str | None:
     cat = ctx.definition.category(ctx.ticket.kind, ctx.ticket.category)
     if cat is None or cat.level != level:
@@ -150,7 +189,33 @@ def category_beyond(ctx: GuardContext, *, level: str) -> str | None:
     )
 
 
-@guard("data_channel", check=_level_channels)
+@guard(
+    "channel_moved_to",
+    check=_level_channels,
+    admits=lambda spec, i, *, level: (i.data_channel or i.channel) in spec.level_channels[level],
+)
+def channel_moved_to(ctx: GuardContext, *, level: str) -> str | None:
+    """The conversation is on one of ``level``'s channels, or ``data.channel`` moves it to one
+    (the transition's ``set: {channel: $data.channel}`` records the move in the event)."""
+    allowed = ctx.definition.spec.level_channels[level]
+    value = ctx.data.get("channel")
+    if value is None:
+        if ctx.ticket.channel in allowed:
+            return None
+        return (
+            f"channel {ctx.ticket.channel!r} is not served at {level}: give data.channel to move "
+            f"the conversation to a {level} channel ({', '.join(allowed)})"
+        )
+    if value in allowed:
+        return None
+    return f"data.channel {value!r} is not a {level} channel (allowed: {', '.join(allowed)})"
+
+
+@guard(
+    "data_channel",
+    check=_level_channels,
+    admits=lambda spec, i, *, level: i.data_channel in spec.level_channels[level],
+)
 def data_channel(ctx: GuardContext, *, level: str) -> str | None:
     allowed = ctx.definition.spec.level_channels[level]
     value = ctx.data.get("channel")
@@ -209,7 +274,11 @@ def data_one_of(ctx: GuardContext, *, field: str, values: list[Any]) -> str | No
     return f"data.{field} must be one of {', '.join(map(str, values))} ({got})"
 
 
-@guard("admin_class", check=_admin_classes)
+@guard(
+    "admin_class",
+    check=_admin_classes,
+    admits=lambda spec, i, *, allowed: getattr(_category(spec, i), "admin_class", None) in allowed,
+)
 def admin_class(ctx: GuardContext, *, allowed: list[str]) -> str | None:
     cat = ctx.definition.category(ctx.ticket.kind, ctx.ticket.category)
     actual = cat.admin_class if cat else None

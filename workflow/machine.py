@@ -164,11 +164,12 @@ class WorkflowMachine:
             if not reasons:  # only a broken history can leave @return without a target
                 raise InvalidTransition(trigger, ticket.state, [])
             raise GuardFailed(trigger, reasons)
-        changes = {
-            field: data.get(value[6:])
+        changes = {  # a `$data.X` the request did not give changes nothing
+            field: data[value[6:]]
             if isinstance(value, str) and value.startswith("$data.")
             else value
             for field, value in t.set.items()
+            if not (isinstance(value, str) and value.startswith("$data.") and value[6:] not in data)
         }
         return Fired(t, subject.state, changes)
 

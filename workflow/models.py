@@ -19,6 +19,8 @@ __all__ = [
     "ApiToken",
     "DefinitionVersion",
     "IdempotencyRecord",
+    "OutboxEvent",
+    "OutboxSequence",
     "StateCount",
     "Ticket",
     "TicketEvent",
@@ -211,3 +213,33 @@ class IdempotencyRecord(SQLModel, table=True):
     ticket_id: int = Field(foreign_key="ticket.id")
     version: int
     created_at: datetime = _utc()
+
+
+class OutboxSequence(SQLModel, table=True):
+    """The last outbox ``sequence`` given out per account. A unit of work raises it in its own
+    transaction, so on PostgreSQL the row lock orders the account's writers: an event with a
+    smaller sequence always commits before one with a larger (see :mod:`workflow.outbox`)."""
+
+    __tablename__ = "outbox_sequence"
+
+    account_id: int = Field(foreign_key="account.id", primary_key=True)
+    last: int = 0
+
+
+class OutboxEvent(SQLModel, table=True):
+    """An outgoing event, written in the transaction of the change it reports."""
+
+    __tablename__ = "outbox_event"
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "sequence", name="uq_outbox_event_sequence"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id")
+    sequence: int
+    type: str = Field(max_length=40)
+    ticket_id: int = Field(foreign_key="ticket.id")
+    actor: str | None = Field(default=None, max_length=200)
+    role: str | None = Field(default=None, max_length=40)
+    at: datetime = _utc(index=True)
+    ticket: dict[str, Any] = _json()

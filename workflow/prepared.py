@@ -68,9 +68,11 @@ class _Compiled:
         ]
         self.columns: tuple[str, ...] = ()
         self.result_at: list[tuple[str, Processor]] = []
-        if isinstance(stmt, sa.Select):
-            self.columns = tuple(stmt.selected_columns.keys())
-            for name, col in zip(self.columns, stmt.selected_columns, strict=True):
+        # a SELECT's columns, or what an INSERT/UPDATE ... RETURNING gives back
+        if isinstance(stmt, sa.Select) or getattr(stmt, "_returning", None):
+            selected = stmt.exported_columns
+            self.columns = tuple(selected.keys())
+            for name, col in zip(self.columns, selected, strict=True):
                 proc = col.type.dialect_impl(dialect).result_processor(dialect, None)
                 if proc is not None:
                     self.result_at.append((name, proc))

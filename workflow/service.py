@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import counts, integrity, jobs, queries
+from . import counts, integrity, jobs, outbox, queries
 from .db import Database
 from .definition import Definition, builtin_definitions
 from .errors import (
@@ -271,7 +271,8 @@ class Tierflow:
             )
             if idempotency is not None:
                 self._remember(conn, account_id, idempotency, ticket_id, state.version, now)
-        view = self._view(account, {**row, "id": ticket_id}, definition, state, now)
+            view = self._view(account, {**row, "id": ticket_id}, definition, state, now)
+            self._send(conn, account_id, view, [event], actor, role)
         self._notify(view, [event])
         return view
 
@@ -537,13 +538,37 @@ class Tierflow:
             )
             if idempotency is not None:
                 self._remember(conn, account_id, idempotency, ticket_id, new.version, now)
-        view = self._view(account, {**row, "updated_at": now}, d, new, now)
+            view = self._view(account, {**row, "updated_at": now}, d, new, now)
+            self._send(conn, account_id, view, [e for e, _note in todo], actor, role)
         self._notify(view, [e for e, _note in todo])
         return view, len(todo)
 
     def _notify(self, view: TicketView, events: list[EventRecord]) -> None:
         for observe in self.observers:
             observe(view, events)
+
+    def _send(
+        self,
+        conn: Connection,
+        account_id: int,
+        view: TicketView,
+        events: list[EventRecord],
+        actor: str | None,
+        role: str,
+    ) -> None:
+        """The unit's outgoing events (the transactional outbox): its last statement."""
+        outbox.append(
+            conn,
+            account_id,
+            view.id,
+            [
+                outbox.Outgoing(e.kind, e.at, "sla-scanner", "system")
+                if e.kind == "sla_breached"
+                else outbox.Outgoing(e.kind, e.at, actor, role)
+                for e in events
+            ],
+            outbox.ticket_json(view),
+        )
 
     def _insert_events(
         self,

@@ -1,0 +1,163 @@
+"""The transactional outbox: one event per committed change, none for a rolled-back one, the
+ticket as the API shows it, per-account sequences in commit order under concurrent writers."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from api.schemas import TicketPublic
+from workflow import Tierflow, outbox
+from workflow.records import E
+
+from .conftest import FakeClock
+from .scenarios import ACCOUNT, TECH, new_ticket, reach
+
+
+def _all(tf: Tierflow, account: str = ACCOUNT) -> list[outbox.StoredEvent]:
+    with tf.db.read() as conn:
+        return outbox.read_after(conn, tf.account_id(account), 0, limit=10_000)
+
+
+def _history(tf: Tierflow) -> list[tuple[int, str, Any]]:
+    with tf.db.read() as conn:
+        rows = conn.execute(sa.select(E.c.ticket_id, E.c.kind, E.c.at).order_by(E.c.id)).all()
+    return [(r.ticket_id, r.kind, r.at) for r in rows]
+
+
+def test_every_committed_change_has_exactly_one_event(tf: Tierflow, clock: FakeClock) -> None:
+    t = reach(tf, "resolved")  # created, transitions, field update, playbook steps
+    tf.respond(account=ACCOUNT, ticket_id=reach(tf, "l1_triage").id, body="on it", role="l1_agent")
+    reach(tf, "l2_solving")  # its clocks run out unattended
+    clock.advance(days=30)
+    assert tf.scan_sla() > 0
+    clock.advance(days=30)
+    assert tf.close_expired() >= 1
+    assert tf.get_ticket(account=ACCOUNT, ticket_id=t.id).state == "closed"
+
+    events = _all(tf)
+    history = _history(tf)
+    # one outgoing event per history event, in the order they committed
+    assert [(e.ticket_id, e.type, e.at) for e in events] == [
+        (tid, outbox.TYPES[kind], at) for tid, kind, at in history
+    ]
+    assert [e.sequence for e in events] == list(range(1, len(history) + 1))
+    types = {e.type for e in events}
+    assert types == {
+        "ticket.created",
+        "ticket.transitioned",
+        "ticket.updated",
+        "ticket.responded",
+        "ticket.sla_breached",
+    }
+    closing = events[-1]
+    assert (closing.type, closing.actor, closing.role) == (
+        "ticket.transitioned",
+        "auto-close",
+        "system",
+    )
+    breach = next(e for e in events if e.type == "ticket.sla_breached")
+    assert (breach.actor, breach.role) == ("sla-scanner", "system")
+    first = events[0]
+    assert (first.actor, first.role) == ("widget", "integration")
+
+
+def test_the_ticket_is_the_api_json_after_the_change(tf: Tierflow, clock: FakeClock) -> None:
+    t = new_ticket(tf, TECH, customer_name="Ana", customer_email="ana@example.com")
+    clock.advance(seconds=90.000123)
+    view = tf.fire(account=ACCOUNT, ticket_id=t.id, trigger="triage", role="l1_agent", actor="a")
+    created, triaged = _all(tf)
+    assert created.ticket == TicketPublic.of(t).model_dump(mode="json")
+    assert triaged.ticket == TicketPublic.of(view).model_dump(mode="json")
+    assert (triaged.ticket["state"], triaged.ticket["version"]) == ("l1_triage", 2)
+
+
+def test_a_rolled_back_unit_leaves_no_event(tf: Tierflow, monkeypatch: pytest.MonkeyPatch) -> None:
+    t = new_ticket(tf, TECH)
+    real = outbox.append
+
+    def append_then_fail(*args: Any, **kw: Any) -> list[int]:
+        real(*args, **kw)  # written in the unit's transaction ...
+        raise RuntimeError("crash before commit")  # ... which then rolls back
+
+    monkeypatch.setattr(outbox, "append", append_then_fail)
+    with pytest.raises(RuntimeError, match="crash before commit"):
+        tf.fire(account=ACCOUNT, ticket_id=t.id, trigger="triage", role="l1_agent")
+    with pytest.raises(RuntimeError, match="crash before commit"):
+        new_ticket(tf, TECH)
+    monkeypatch.setattr(outbox, "append", real)
+    assert tf.get_ticket(account=ACCOUNT, ticket_id=t.id).state == "new"
+    assert [(e.sequence, e.type) for e in _all(tf)] == [(1, "ticket.created")]
+    # the sequence given to the rolled-back units was rolled back with them: no gap
+    tf.fire(account=ACCOUNT, ticket_id=t.id, trigger="triage", role="l1_agent")
+    assert [(e.sequence, e.type) for e in _all(tf)] == [
+        (1, "ticket.created"),
+        (2, "ticket.transitioned"),
+    ]
+
+
+def test_sequences_are_per_account(tf: Tierflow) -> None:
+    tf.create_account(slug="globex", name="Globex")
+    new_ticket(tf, TECH)
+    tf.create_ticket(account="globex", subject="x", **TECH)
+    new_ticket(tf, TECH)
+    assert [e.sequence for e in _all(tf)] == [1, 2]
+    assert [e.sequence for e in _all(tf, "globex")] == [1]
+
+
+def test_a_reader_resuming_after_n_never_misses_a_later_commit(tf: Tierflow) -> None:
+    """Writers on different tickets of one account commit concurrently; a reader that keeps
+    asking for what follows the last sequence it saw ends up with every event exactly once.
+    (A sequence allocated before another writer's but committed after it would be skipped.)"""
+    tickets = [new_ticket(tf, TECH).id for _ in range(6)]
+    rounds = 8
+    done = threading.Event()
+    errors: list[BaseException] = []
+    seen: list[int] = []
+
+    def write(tid: int) -> None:
+        try:
+            tf.fire(account=ACCOUNT, ticket_id=tid, trigger="triage", role="l1_agent")
+            for i in range(rounds):
+                tf.fire(
+                    account=ACCOUNT,
+                    ticket_id=tid,
+                    trigger="request_info",
+                    role="l1_agent",
+                    note="which username?",
+                )
+                tf.fire(account=ACCOUNT, ticket_id=tid, trigger="customer_replied", role="customer")
+                urgency = ("high", "low")[i % 2]
+                tf.update_fields(account=ACCOUNT, ticket_id=tid, role="l1_agent", urgency=urgency)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def read() -> None:
+        account_id = tf.account_id(ACCOUNT)
+        last = 0
+        for _ in range(100_000):  # bounded
+            finished = done.is_set()
+            with tf.db.read() as conn:
+                batch = outbox.read_after(conn, account_id, last)
+            seen.extend(e.sequence for e in batch)
+            if batch:
+                last = batch[-1].sequence
+            elif finished:
+                return
+
+    reader = threading.Thread(target=read)
+    writers = [threading.Thread(target=write, args=(tid,)) for tid in tickets]
+    reader.start()
+    for th in writers:
+        th.start()
+    for th in writers:
+        th.join(timeout=120)
+    done.set()
+    reader.join(timeout=120)
+    assert errors == []
+    total = len(_history(tf))
+    assert seen == list(range(1, total + 1))
+    assert [e.sequence for e in _all(tf)] == list(range(1, total + 1))

@@ -92,13 +92,29 @@ def test_ticket_diagram_highlights_its_state(acme: Api) -> None:
 def test_live_diagram(acme: Api) -> None:
     for _ in range(3):
         acme.create()
-    r = acme.client.get(
-        acme.url("/workflows/support/diagram.dot?overlay=live"), headers=acme.as_("supervisor")
-    )
+    r = acme.client.get(acme.url("/workflows/support/diagram.dot"), headers=acme.as_("supervisor"))
     assert r.status_code == 200
     new_line = next(line for line in r.text.splitlines() if line.strip().startswith("new ["))
     assert ">3 now<" in new_line
     assert 'tooltip="new: 3 ticket(s) now, 0 with a breached SLA clock' in new_line
+
+
+def test_live_diagram_answers_304_until_a_ticket_moves(acme: Api) -> None:
+    """The designer page polls with If-None-Match: nothing changed -> 304 without a body; a
+    transition -> 200 with the new count and a new ETag."""
+    t = acme.create()
+    url, h = acme.url("/workflows/support/diagram.dot"), acme.as_("supervisor")
+    first = acme.client.get(url, headers=h)
+    etag = first.headers["ETag"]
+    assert first.headers["Cache-Control"] == "private, max-age=0, must-revalidate"
+    same = acme.client.get(url, headers={**h, "If-None-Match": etag})
+    assert (same.status_code, same.content, same.headers["ETag"]) == (304, b"", etag)
+    acme.fire(t["id"], "triage", "l1_agent")
+    moved = acme.client.get(url, headers={**h, "If-None-Match": etag})
+    assert moved.status_code == 200
+    assert moved.headers["ETag"] != etag
+    line = next(x for x in moved.text.splitlines() if x.strip().startswith("l1_triage ["))
+    assert ">1 now<" in line
 
 
 def test_graphviz_missing_is_a_503_but_dot_still_works(

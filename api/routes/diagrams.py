@@ -3,6 +3,7 @@ place in it, and the live load of one account."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
@@ -23,6 +24,10 @@ IMAGE = {
     },
     503: {"description": "Graphviz (`dot`) is not installed: SVG/PNG unavailable"},
 }
+NOT_MODIFIED = {
+    "description": "Not modified: `If-None-Match` names the current ETag (no body)",
+    "headers": {"ETag": {"schema": {"type": "string"}}},
+}
 
 
 def _image(data: bytes, fmt: str, etag: str | None = None) -> Response:
@@ -41,7 +46,11 @@ def _show(show: str | None) -> frozenset[str]:
         raise InputError("show", str(exc)) from None
 
 
-@router.get("/v1/workflows/{name}/diagram.{fmt}", responses=IMAGE, response_class=Response)
+@router.get(
+    "/v1/workflows/{name}/diagram.{fmt}",
+    responses={**IMAGE, 304: NOT_MODIFIED},
+    response_class=Response,
+)
 def workflow_diagram(
     name: str,
     fmt: Format,
@@ -77,18 +86,26 @@ def ticket_diagram(fmt: Format, ticket: TicketDep, scope: ScopeDep) -> Response:
 
 @router.get(
     "/v1/accounts/{acct}/workflows/{name}/diagram.{fmt}",
-    responses=IMAGE,
+    responses={**IMAGE, 304: NOT_MODIFIED},
     response_class=Response,
 )
 def live_diagram(
     name: str,
     fmt: Format,
     scope: ScopeDep,
-    overlay: Literal["live"] = "live",
+    if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """The workflow with this account's load: tickets per state now, how many breach an SLA
-    clock, median time spent there."""
+    clock, median time spent there. Always live (the plain workflow is
+    `/v1/workflows/{name}/diagram.{fmt}`). The ETag is derived from the counts, so a page can
+    poll with `If-None-Match` and get a bodiless 304 until a ticket moves."""
     definition = scope.engine.definition(name)
     stats = state_stats(scope.engine, account=scope.account, workflow=name)
+    digest = hashlib.sha256(
+        repr((definition.hash, fmt, scope.account, sorted(stats.items()))).encode()
+    ).hexdigest()[:24]
+    etag = f'"live-{digest}"'
+    if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
+        return Response(status_code=304, headers={"ETag": etag})
     d = diagrams.live_diagram(definition, stats, account=scope.account)
-    return _image(diagrams.render(d, fmt), fmt)
+    return _image(diagrams.render(d, fmt), fmt, etag)

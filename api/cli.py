@@ -7,6 +7,10 @@
     tierflow db upgrade|status    migrate the schema / show its revision
     tierflow auto-close           close tickets past their definition's auto-close delay now
     tierflow render               draw a workflow (or a ticket's place in it)
+    tierflow tokens create|reset-admin   issue an account token / replace the admin token
+
+Every option and argument has one line of help (``tests/test_cli.py`` walks the parser). A new
+command group is one ``sub.add_parser`` plus its handlers, as ``db`` and ``tokens`` are.
 
 Heavy imports (FastAPI, uvicorn, Graphviz) happen inside the commands that need them.
 """
@@ -16,8 +20,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+import sqlalchemy as sa
 
 from workflow import DefinitionError, Tierflow, TierflowError, load_definition
+from workflow.models import Ticket
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -36,15 +44,74 @@ def _validate(args: argparse.Namespace) -> int:
     return status
 
 
+class CliError(Exception):
+    """A command's refusal: printed as one line, exit status 1."""
+
+
+def _existing(url: str | None) -> Tierflow:
+    """The engine over an existing database: a SQLite file that is not there is an error (opening
+    it would create an empty one)."""
+    from workflow.db import database_url
+
+    resolved = database_url(url)
+    u = sa.engine.make_url(resolved)
+    path = u.database
+    if (
+        u.get_backend_name() == "sqlite"
+        and path
+        and path != ":memory:"
+        and not Path(path).is_file()
+    ):
+        raise CliError(
+            f"no database at {path} ({_redacted(resolved)}): give --database-url or set "
+            "TIERFLOW_DATABASE_URL"
+        )
+    return Tierflow(resolved)
+
+
+def _redacted(url: str) -> str:
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
 def _check(args: argparse.Namespace) -> int:
-    tf = Tierflow(args.database_url)
+    tf = _existing(args.database_url)
+    where = _redacted(tf.db.url)
+    with tf.db.read() as conn:
+        tickets = conn.execute(sa.select(sa.func.count()).select_from(Ticket)).scalar_one()
     problems = tf.check()
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
-        print(f"check: {len(problems)} problem(s)", file=sys.stderr)
+        print(f"check: {where}: {len(problems)} problem(s) in {tickets} ticket(s)", file=sys.stderr)
         return 1
-    print("check: every ticket's history replays to its stored state")
+    print(f"check: {where}: {tickets} ticket(s); every history replays to its stored state")
+    return 0
+
+
+def _tokens_create(args: argparse.Namespace) -> int:
+    from .tokens import TokenStore
+
+    tf = _existing(args.database_url)
+    name = args.name or f"{args.role} (tierflow tokens create)"
+    token_id, token = TokenStore(tf, None).issue(account=args.account, role=args.role, name=name)
+    print(f"token {token_id} for {args.account} as {args.role} ({name}); shown once:")
+    print(token)
+    return 0
+
+
+def _tokens_reset_admin(args: argparse.Namespace) -> int:
+    import os
+
+    from .tokens import TokenStore
+
+    if os.environ.get("TIERFLOW_ADMIN_TOKEN"):
+        raise CliError(
+            "TIERFLOW_ADMIN_TOKEN is set: that is the admin token; change the variable instead"
+        )
+    tf = _existing(args.database_url)
+    token = TokenStore(tf, None).reset_admin()
+    print("admin token replaced; the previous one no longer works. Shown once:")
+    print(token)
     return 0
 
 
@@ -112,16 +179,16 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     v = sub.add_parser("validate", help="validate workflow definition files")
-    v.add_argument("files", nargs="+")
+    v.add_argument("files", nargs="+", metavar="FILE", help="a workflow definition (YAML)")
     v.set_defaults(func=_validate)
 
     c = sub.add_parser("check", help="replay every ticket's history and compare")
     c.set_defaults(func=_check)
 
     s = sub.add_parser("serve", help="run the HTTP API")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    s.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default: 1)")
     s.add_argument("--demo", action="store_true", help="load a demo account with tickets")
     s.set_defaults(func=_serve)
 
@@ -139,13 +206,36 @@ def parser() -> argparse.ArgumentParser:
     ac.set_defaults(func=_auto_close)
 
     r = sub.add_parser("render", help="render a workflow diagram")
-    r.add_argument("--workflow", default="support")
-    r.add_argument("--format", choices=["svg", "png", "dot", "mmd"], default="svg")
+    r.add_argument(
+        "--workflow", default="support", help="built-in workflow name or a definition .yaml file"
+    )
+    r.add_argument(
+        "--format",
+        choices=["svg", "png", "dot", "mmd"],
+        default=None,
+        help="output format (default: from the -o file's extension, else svg)",
+    )
     r.add_argument("--show", default="", help="comma list: guards,roles")
-    r.add_argument("--ticket", type=int, default=None)
-    r.add_argument("--account", default=None)
+    r.add_argument(
+        "--ticket", type=int, default=None, help="draw this ticket's story (needs --account)"
+    )
+    r.add_argument(
+        "--account", default=None, help="account slug: its live load, or its --ticket's story"
+    )
     r.add_argument("-o", "--output", default=None, help="file to write (default: stdout)")
     r.set_defaults(func=_render)
+
+    tok = sub.add_parser("tokens", help="API tokens (shown once, stored hashed)")
+    tok_sub = tok.add_subparsers(dest="tokens_command", required=True)
+    tc = tok_sub.add_parser("create", help="issue a token for one account and role; print it once")
+    tc.add_argument("--account", required=True, help="account slug (e.g. demo)")
+    tc.add_argument("--role", required=True, help="role the token acts as (e.g. l1_agent)")
+    tc.add_argument("--name", default=None, help="who or what holds it (default: the role)")
+    tc.set_defaults(func=_tokens_create)
+    tr = tok_sub.add_parser(
+        "reset-admin", help="replace the generated admin token; the old one stops working"
+    )
+    tr.set_defaults(func=_tokens_reset_admin)
     return p
 
 
@@ -155,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except TierflowError as exc:
         print(f"tierflow: {exc.detail}", file=sys.stderr)
+        return 1
+    except CliError as exc:
+        print(f"tierflow {args.command}: {exc}", file=sys.stderr)
         return 1
 
 

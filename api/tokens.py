@@ -57,6 +57,15 @@ class TokenStore:
         self._insert(None, ADMIN, "platform admin", token)
         return token
 
+    def reset_admin(self) -> str:
+        """Replace the generated admin token (delete every stored one, create a new one) and
+        return it, once. The old token stops working at once: admin tokens are never cached."""
+        token = "tfa_" + secrets.token_urlsafe(32)
+        with self.tf.db.write() as conn:
+            conn.execute(sa.delete(TOK).where(TOK.c.account_id.is_(None), TOK.c.role == ADMIN))
+        self._insert(None, ADMIN, "platform admin", token)
+        return token
+
     def issue(self, *, account: str, role: str, name: str) -> tuple[int, str]:
         roles = {r for d in self.tf.definitions() for r in d.spec.roles}
         if role not in roles:
@@ -107,5 +116,6 @@ class TokenStore:
             return None  # a configured admin token replaces any generated one
         account = None if row.account_id is None else self.tf.account_slug(row.account_id)
         principal = Principal(row.id, account, row.role, row.name)
-        self._cache[d] = principal
+        if not principal.is_admin:  # a reset admin token must stop working at once
+            self._cache[d] = principal
         return principal

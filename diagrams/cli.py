@@ -3,6 +3,8 @@
     tierflow render [--workflow NAME|FILE.yaml] [--format svg|png|dot|mmd] [--show guards,roles]
                     [--account SLUG [--ticket ID]] [-o FILE]
 
+The format is ``--format``, else the extension of ``-o FILE`` (``x.png`` is PNG), else SVG.
+
 Without ``--account`` it draws the workflow itself (a built-in definition by name, or a YAML file,
 so a draft can be looked at before it is published) and opens no database. ``--account`` alone
 draws the account's live view; with ``--ticket`` the ticket's story (options as the ``admin``
@@ -25,7 +27,7 @@ from .extract import live_diagram, parse_show, ticket_diagram
 from .model import Diagram
 from .output import GraphvizMissing, RenderError, render, workflow_image
 
-__all__ = ["CliError", "render_command"]
+__all__ = ["CliError", "output_format", "render_command"]
 
 ROLE = "admin"
 """The role ticket options are explained for."""
@@ -35,8 +37,28 @@ class CliError(Exception):
     pass
 
 
+FORMATS = ("svg", "png", "dot", "mmd")
+
+
+def output_format(requested: str | None, output: str | None) -> str:
+    """``--format`` when given, else the ``-o`` file's extension (``.gv`` is DOT), else SVG."""
+    if requested:
+        return requested
+    if output:
+        ext = Path(output).suffix.lower().lstrip(".")
+        ext = "dot" if ext == "gv" else ext
+        if ext in FORMATS:
+            return ext
+        if ext:
+            raise CliError(
+                f"cannot tell the format from {output!r}: give --format ({', '.join(FORMATS)})"
+            )
+    return "svg"
+
+
 def render_command(args: argparse.Namespace) -> int:
     try:
+        args.format = output_format(args.format, args.output)
         data = _render(args)
         if args.output:
             Path(args.output).write_bytes(data)

@@ -5,6 +5,8 @@ it in place). ``tests/test_diagrams.py`` fails when the README's block is stale.
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from workflow import Definition, builtin_definitions
@@ -31,7 +33,12 @@ def readme_block(text: str) -> str:
     return text.split(START, 1)[1].split(END, 1)[0]
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    argparse.ArgumentParser(
+        prog="python -m diagrams.readme",
+        description="Rewrite the Mermaid diagram block of README.md (between the diagram:start "
+        "and diagram:end markers) from workflow/definitions/support.yaml.",
+    ).parse_args(argv)  # --help answers and exits before anything is written
     support = next(d for d in builtin_definitions() if d.name == "support")
     text = README.read_text(encoding="utf-8")
     head, rest = text.split(START, 1)

@@ -78,13 +78,18 @@ def test_check_finds_a_ticket_that_disagrees_with_its_history(tf: Tierflow) -> N
 
 def test_check_command(tf: Tierflow, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     t = reach(tf, "resolved")
+    reach(tf, "l1_triage")
+    where = sa.make_url(db_url).render_as_string(hide_password=True)
     assert cli(["--database-url", db_url, "check"]) == 0
-    assert capsys.readouterr().out == "check: every ticket's history replays to its stored state\n"
+    assert capsys.readouterr().out == (
+        f"check: {where}: 2 ticket(s); every history replays to its stored state\n"
+    )
     with tf.db.write() as conn:
         conn.execute(sa.update(T).where(T.c.id == t.id).values(outcome="unsolvable"))
     assert cli(["--database-url", db_url, "check"]) == 1
     assert capsys.readouterr().err == (
-        f"ticket {t.id}: outcome stored 'unsolvable' != replayed 'solved'\ncheck: 1 problem(s)\n"
+        f"ticket {t.id}: outcome stored 'unsolvable' != replayed 'solved'\n"
+        f"check: {where}: 1 problem(s) in 2 ticket(s)\n"
     )
 
 

@@ -683,3 +683,31 @@ def test_between_over_decades_matches_the_day_walk(zone: str) -> None:
         late, late + timedelta(days=1)
     )
     assert fresh.between(early, late) == fresh._between_by_days(early, late)
+
+
+@settings(max_examples=60, deadline=None, print_blob=True)
+@given(
+    zone=st.sampled_from(LONG_ZONES),
+    week=weeks(),
+    holidays=st.lists(st.dates(date(1969, 12, 25), date(2091, 1, 10)), max_size=40),
+    a=long_instants,
+    amount=st.one_of(
+        st.integers(1, 60 * 3_600_000_000),  # up to 60 business hours
+        st.integers(1, 4_000 * 3_600_000_000),  # up to ~2 business years
+    ),
+)
+def test_add_closed_form_matches_the_day_walk(
+    zone: str, week: Week, holidays: list[date], a: datetime, amount: int
+) -> None:
+    cal = BusinessCalendar(
+        CalendarSpec(timezone=zone, hours=_spec_hours(week), holidays=sorted(holidays))
+    )
+    expected = cal._add_by_days(_us(a), amount)
+    assert cal._add_closed(_us(a), amount) in (expected, None)
+    assert cal.add(a, timedelta(microseconds=amount)) == datetime(
+        1970, 1, 1, tzinfo=UTC
+    ) + timedelta(microseconds=expected)
+
+
+def _us(instant: datetime) -> int:
+    return (instant - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)

@@ -41,10 +41,14 @@ start of each UTC year is cached, so a span of fifty years costs two lookups and
 Folds count twice and gaps not at all, exactly as defined above (assuming no two transitions
 cancel each other within six hours, which no real zone does).
 
-``add`` walks forward one UTC day at a time from its start (cached per day); its cost grows
-with the business *duration* added (and the closed days crossed), not with the age of the
-start instant. Country holidays are resolved once, for the years ``HOLIDAY_YEARS``, into the
-spec itself (``CalendarSpec.country_holidays``): a definition version keeps its dates.
+``add`` walks the (cached) days for up to one week of business time - the usual SLA target,
+and cheapest warm - and beyond that is the inverse of ``between`` in closed form: whole UTC
+years from the cached yearly totals, then the piece of constant offset where the duration
+runs out, then the local day found by bisection on ``G`` and the interval within it (a year
+with no business time at all falls back to walking the days, which reports a calendar closed
+for ``MAX_CLOSED_DAYS``). Country
+holidays are resolved once, for the years ``HOLIDAY_YEARS``, into the spec itself
+(``CalendarSpec.country_holidays``): a definition version keeps its dates.
 """
 
 from __future__ import annotations
@@ -366,12 +370,67 @@ class BusinessCalendar:
         remaining = duration // _US
         if remaining == 0:
             return _from_us(start)
+        if remaining > self._week_total:  # beyond a week of business time: closed form
+            found = self._add_closed(start, remaining)
+            if found is not None:
+                return _from_us(found)
+        return _from_us(self._add_by_days(start, remaining))
+
+    def _add_by_days(self, start: int, remaining: int) -> int:
+        """``add`` by walking the days (the reference; also for calendars closed a year)."""
         for seg_start, seg_end in self._segments(start, None):
             length = seg_end - seg_start
             if remaining <= length:
-                return _from_us(seg_start + remaining)
+                return seg_start + remaining
             remaining -= length
         raise AssertionError("unreachable: _segments without a stop never ends")
+
+    def _add_closed(self, start: int, remaining: int) -> int | None:
+        """``add`` in closed form: whole UTC years from the cached totals, then the piece of
+        constant offset where the time runs out, then the local day by bisection. None when a
+        whole year without business time lies on the way (the day walk reports that)."""
+        year = _from_us(start).year
+        position = start
+        while True:
+            for lo, hi, offset in self._year_pieces(year):
+                if hi <= position:
+                    continue
+                begin = max(lo, position) + offset
+                available = self._local_open(hi + offset) - self._local_open(begin)
+                if remaining <= available:
+                    return self._local_reach(begin, hi + offset, remaining) - offset
+                remaining -= available
+            year += 1
+            position = _to_us(_year(year), "year")
+            total = self._in_year(year, _to_us(_year(year + 1), "year"))
+            if total == 0:
+                return None
+            while remaining > total:
+                remaining -= total
+                year += 1
+                position = _to_us(_year(year), "year")
+                total = self._in_year(year, _to_us(_year(year + 1), "year"))
+                if total == 0:
+                    return None
+
+    def _local_reach(self, begin: int, end: int, amount: int) -> int:
+        """The first local instant ``x`` in ``(begin, end]`` with ``amount`` of business time in
+        ``[begin, x)`` (it exists: the caller checked)."""
+        goal = self._local_open(begin) + amount
+        lo_day, hi_day = begin // _DAY_US, (end - 1) // _DAY_US
+        while lo_day < hi_day:  # the first day by whose end the goal is reached
+            mid = (lo_day + hi_day) // 2
+            if self._local_open((mid + 1) * _DAY_US) >= goal:
+                hi_day = mid
+            else:
+                lo_day = mid + 1
+        day_start = lo_day * _DAY_US
+        reached = self._local_open(day_start)
+        for s, e in self._week[(_THURSDAY + lo_day) % 7]:
+            if reached + (e - s) >= goal:
+                return day_start + s + (goal - reached)
+            reached += e - s
+        raise AssertionError("unreachable: the goal lies within the checked span")
 
     def between(self, a: datetime, b: datetime) -> timedelta:
         """Business time elapsed in ``[a, b)``; ``timedelta(0)`` if ``b <= a``.

@@ -80,7 +80,8 @@ def create_app(
     app.add_middleware(
         Edge, max_body_bytes=settings.max_body_bytes, max_header_bytes=settings.max_header_bytes
     )
-    observability.install(app)  # outside Edge: its answers carry X-Request-ID too
+    # outside Edge: its answers carry X-Request-ID too
+    observability.install(app, access_log=settings.access_log)
     observability.observe_engine(engine)
     # tickets first: routes are matched in order, and the trigger route is the busiest
     for module in (tickets, health, accounts, workflows, diagrams):

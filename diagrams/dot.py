@@ -130,7 +130,7 @@ def _node(g: graphviz.Digraph, n: Node) -> None:
     lines = [f"<B>{escape(n.label)}</B>"]
     if n.label != n.id:
         lines.append(f'<FONT POINT-SIZE="8" COLOR="#78909c">{escape(n.id)}</FONT>')
-    lines += [f'<FONT POINT-SIZE="9">{escape(d)}</FONT>' for d in n.detail]
+    lines += [f'<FONT POINT-SIZE="10">{escape(d)}</FONT>' for d in n.detail]
     attrs = {
         "label": "<" + "<BR/>".join(lines) + ">",
         "shape": "box",

@@ -50,8 +50,18 @@ def live(tmp_path: Path) -> Iterator[tuple[str, int]]:
         yield server.base, 1
 
 
+SHOTS = os.environ.get("TIERFLOW_UI_SCREENSHOTS")
+"""A directory for the README's screenshots (``docs``); by default they go to tmp_path."""
+
+TITLE_HEIGHTS = """() => [...document.querySelectorAll(
+    '#diagram g[id^="state."] text[font-weight="bold"]')]
+    .map((t) => t.getBoundingClientRect().height)
+"""
+
+
 def test_designer_page(live: tuple[str, int], tmp_path: Path) -> None:
     base, ticket_id = live
+    shots = Path(SHOTS) if SHOTS else tmp_path
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
@@ -67,42 +77,77 @@ def test_designer_page(live: tuple[str, int], tmp_path: Path) -> None:
             ],
         )
         try:
-            page: Page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page: Page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(15_000)
-            page.goto(f"{base}/ui/")
-            page.fill("#token", ADMIN)
-            page.click("#token-form button")
+            page.goto(f"{base}/ui/#token={ADMIN}")
             expect(page.locator("#diagram svg")).to_be_visible()
-            expect(page.locator("#workflow option")).to_have_count(1)
+            # the token left the address bar, is in sessionStorage only
+            assert page.url == f"{base}/ui/"
+            assert page.evaluate("() => localStorage.getItem('tierflow.token')") is None
+            assert page.evaluate("() => sessionStorage.getItem('tierflow.token')") == ADMIN
             expect(page.locator("#version option")).to_contain_text(["1.0.0"])
 
-            page.locator('[id="state.l2_solving"]').click()
+            # every state title at least 11 px tall, fitted at 1400x1000
+            heights = page.evaluate(TITLE_HEIGHTS)
+            assert len(heights) == 11
+            assert min(heights) >= 11, heights
+            page.screenshot(path=str(shots / "designer.png"))
+
+            # zoom buttons change the view; fit brings it back
+            box = page.locator("#diagram svg")
+            fitted = box.get_attribute("viewBox")
+            page.click("#zoom-in")
+            assert box.get_attribute("viewBox") != fitted
+            page.click("#zoom-fit")
+            assert box.get_attribute("viewBox") == fitted
+
+            # a state, from the keyboard
+            page.locator('[id="state.l2_solving"]').focus()
+            page.keyboard.press("Enter")
             expect(page.locator("#state-title")).to_have_text("L2: advanced support (l2_solving)")
             table = page.locator("#transitions")
             expect(table).to_contain_text("escalate")
             expect(table).to_contain_text("l2_specialist")
-            expect(table).to_contain_text("note_given")
-            page.locator('[id="state.waiting_on_customer"]').click()
+            expect(table).to_contain_text("purpose: what the customer must provide")
+            page.locator('[id="state.waiting_on_customer"]').focus()
+            page.keyboard.press("Enter")
             expect(page.locator("#state-pauses")).to_have_text("SLA clocks paused here: resolution")
 
-            page.check("#show-guards")
-            expect(page.locator("#diagram svg")).to_contain_text("note_given")
-
+            # find a ticket by its subject, open it: SLA clock, an allowed trigger, its history
             page.fill("#account", "acme")
-            page.check("#live")
-            expect(page.locator("#diagram svg")).to_contain_text("1 now")
-
-            page.fill("#ticket", str(ticket_id))
-            page.click("#ticket-form button[type=submit]")
+            page.fill("#q", "AGENDA")
+            page.press("#q", "Enter")
+            expect(page.locator("#ticket-list li")).to_have_count(1)
+            page.locator("#ticket-list button.ticket").click()
+            expect(page.locator("#ticket-title")).to_have_text("Ticket 2: Agenda empty")
+            expect(page.locator("#sla-clocks")).to_contain_text("first response")
+            expect(page.locator("#sla-clocks")).to_contain_text("running")
+            expect(page.locator("#allowed")).to_contain_text("triage")
+            expect(page.locator("#timeline li")).to_have_count(1)
+            page.fill("#q", "")
+            page.press("#q", "Enter")
+            expect(page.locator("#ticket-list li")).to_have_count(2)
+            page.locator(f'#ticket-list button[data-id="{ticket_id}"]').click()
             expect(page.locator("#ticket-state")).to_have_text("waiting_on_customer")
-            expect(page.locator("#timeline li")).to_have_count(3)
-            expect(page.locator("#timeline")).to_contain_text("request_info")
-            expect(page.locator("#diagram svg")).to_be_visible()
-            page.screenshot(path=str(tmp_path / "designer.png"), full_page=True)
+            expect(page.locator("#timeline")).to_contain_text("note: Which browser?")
+            expect(page.locator("#sla-clocks")).to_contain_text("met")  # it asked the customer
+            page.screenshot(path=str(shots / "designer-ticket.png"))
 
-            page.fill("#ticket", "999")
-            page.click("#ticket-form button[type=submit]")
-            expect(page.locator("#error")).to_contain_text("ticket 999 not found")
+            # the live load refreshes by itself when a ticket moves
+            page.click("#ticket-close")
+            page.check("#live")
+            triage = page.locator('#diagram [id="state.l1_triage"]')
+            expect(page.locator('#diagram [id="state.new"]')).to_contain_text("1 now")
+            expect(triage).to_contain_text("0 now")
+            h = {"Authorization": f"Bearer {ADMIN}"}
+            httpx.post(
+                f"{base}/v1/accounts/acme/tickets/2/triggers/triage", headers=h, timeout=10
+            ).raise_for_status()
+            expect(triage).to_contain_text("1 now", timeout=2_000)
+            expect(page.locator('#diagram [id="state.new"]')).to_contain_text("0 now")
+            assert min(page.evaluate(TITLE_HEIGHTS)) >= 11
+            page.screenshot(path=str(shots / "designer-live.png"))
         finally:
             browser.close()
-    assert (tmp_path / "designer.png").stat().st_size > 10_000
+    for name in ("designer.png", "designer-ticket.png", "designer-live.png"):
+        assert (shots / name).stat().st_size > 10_000

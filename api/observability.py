@@ -6,6 +6,11 @@
   summed.
 * Every response carries ``X-Request-ID`` (the caller's, when it sends a sane one); log lines
   are JSON and carry it. Headers are never logged, so tokens never reach a log.
+* The access log: one JSON line per request (``method``, ``route`` template, ``status``, ``ms``,
+  ``request_id``, ``account`` slug from the path) at level ``info`` on the ``tierflow.http``
+  logger; ``TIERFLOW_ACCESS_LOG=false`` keeps only the warnings (5xx and slow requests).
+* Routes that are not API routes (``/docs``, ``/openapi.json``, the ``/ui`` static files) are
+  labelled by their path or mount point; only a path no route matches is ``unmatched``.
 
 The middleware is plain ASGI (no ``BaseHTTPMiddleware``): it adds a few microseconds per request.
 """
@@ -28,6 +33,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prom_multiprocess
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from workflow import EventRecord, TicketView, Tierflow
@@ -82,12 +88,35 @@ def configure_logging(level: str = "INFO") -> None:
     root.propagate = False
 
 
-class Observability:
-    """ASGI middleware: request id, request metrics, one JSON line per 5xx or slow request."""
+def _template(routes: list[BaseRoute], path: str, root_path: str, method: str) -> str:
+    """The route (or mount) a request went to when routing left no ``route`` in its scope
+    (Starlette routes and mounts: docs, OpenAPI, static files); else ``unmatched``."""
+    probe: Scope = {"type": "http", "path": path, "root_path": root_path, "method": method}
+    for route in routes:
+        match, _ = route.matches(probe)
+        if match != Match.NONE:
+            return getattr(route, "path", None) or "unmatched"
+    return "unmatched"
 
-    def __init__(self, app: ASGIApp, slow_seconds: float = 1.0) -> None:
+
+class Observability:
+    """ASGI middleware: request id, request metrics, the access log (one JSON line per request;
+    5xx and slow requests as warnings)."""
+
+    access_log = True
+    routes: list[BaseRoute] = []  # the app's routes, to label non-API routes
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        slow_seconds: float = 1.0,
+        access_log: bool = True,
+        routes: list[BaseRoute] | None = None,
+    ) -> None:
         self.app = app
         self.slow = slow_seconds
+        self.access_log = access_log
+        self.routes = routes if routes is not None else []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -100,6 +129,7 @@ class Observability:
                 break
         rid = incoming if _SANE_ID.match(incoming) else os.urandom(16).hex()
         token = request_id.set(rid)
+        path, root_path = scope["path"], scope.get("root_path", "")
         status = 500
         start = time.perf_counter()
 
@@ -116,8 +146,10 @@ class Observability:
         finally:
             elapsed = time.perf_counter() - start
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
+            template = getattr(route, "path", None) or _template(
+                self.routes, path, root_path, method
+            )
             key = (method, template, status)
             children = _children.get(key)
             if children is None:
@@ -127,8 +159,10 @@ class Observability:
                 )
             children[0].inc()
             children[1].observe(elapsed)
-            if status >= 500 or elapsed >= self.slow:
-                log.warning(
+            warn = status >= 500 or elapsed >= self.slow
+            if warn or (self.access_log and log.isEnabledFor(logging.INFO)):
+                log.log(
+                    logging.WARNING if warn else logging.INFO,
                     "request",
                     extra={
                         "fields": {
@@ -136,6 +170,7 @@ class Observability:
                             "route": template,
                             "status": status,
                             "ms": round(elapsed * 1000, 1),
+                            "account": scope.get("path_params", {}).get("acct"),
                         }
                     },
                 )
@@ -162,8 +197,8 @@ def count_guard_refusal(trigger: str, guards: list[str]) -> None:
         GUARD_REFUSALS.labels(trigger, g).inc()
 
 
-def install(app: FastAPI) -> None:
-    app.add_middleware(Observability)
+def install(app: FastAPI, *, access_log: bool = True) -> None:
+    app.add_middleware(Observability, access_log=access_log, routes=app.router.routes)
 
 
 def metrics_payload() -> bytes:

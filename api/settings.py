@@ -16,6 +16,8 @@ class Settings(BaseSettings):
     """The platform admin's bearer token. Unset: the first start creates one and prints it."""
     sla_scan_seconds: float = 60.0
     """How often ``serve`` records SLA breaches in the background (0 disables)."""
+    access_log: bool = True
+    """One JSON log line per request (``false``: only 5xx and slow requests are logged)."""
     max_received_age_days: float = 400.0
     """A ticket's ``received_at`` more than this many days ago is refused (422)."""
     max_body_bytes: int = 1 << 20

@@ -677,9 +677,10 @@ def test_json_logs_carry_the_request_id_and_never_a_token(
     monkeypatch.setattr(
         observability.Observability,
         "__init__",
-        lambda self, app, slow_seconds=0.0: (setattr(self, "app", app), setattr(self, "slow", 0.0))[
-            0
-        ],
+        lambda self, app, slow_seconds=0.0, **_: (
+            setattr(self, "app", app),
+            setattr(self, "slow", 0.0),
+        )[0],
     )
     app = create_app(
         Settings(admin_token=ADMIN_TOKEN),

@@ -1,0 +1,136 @@
+"""The access log (one JSON line per request, its fields exactly, never headers or bodies; a
+setting turns it down) and /metrics labels for routes that are not API routes."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api import observability
+from api.app import create_app
+from api.settings import Settings
+from tests.api_client import ADMIN_TOKEN, Api, auth
+from tests.conftest import FakeClock
+from workflow import Tierflow
+
+
+@pytest.fixture
+def engine(db_url: str, clock: FakeClock) -> Iterator[Tierflow]:
+    tf = Tierflow(db_url, clock=clock)
+    yield tf
+    tf.db.dispose()
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """What the service's JSON log handler writes, as ``serve`` configures it."""
+    observability.configure_logging()
+    stream = io.StringIO()
+    handler = logging.getLogger("tierflow").handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
+    yield stream
+    logging.getLogger("tierflow").handlers.clear()
+
+
+def client_for(engine: Tierflow, **settings: Any) -> TestClient:
+    app = create_app(Settings(admin_token=ADMIN_TOKEN, **settings), engine=engine, background=False)
+    return TestClient(app)
+
+
+def lines_of(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in stream.getvalue().splitlines()]
+
+
+def test_one_json_line_per_request_with_exactly_these_fields(
+    engine: Tierflow, log_lines: io.StringIO
+) -> None:
+    with client_for(engine) as c:
+        acme = Api(c, "acme")
+        t = acme.create()
+        log_lines.truncate(0)
+        log_lines.seek(0)
+        c.post(
+            acme.url(f"/tickets/{t['id']}/triggers/triage"),
+            headers={**acme.as_("l1_agent"), "X-Request-ID": "req-1"},
+            json={"note": "secret body text"},
+        )
+        c.get(acme.url("/tickets/999999"), headers={**acme.as_("customer"), "X-Request-ID": "r2"})
+        c.get("/nowhere", headers={"X-Request-ID": "r3"})
+    lines = lines_of(log_lines)
+    for line in lines:
+        assert isinstance(line.pop("ts"), str)
+        assert isinstance(line.pop("ms"), float | int)
+    assert lines == [
+        {
+            "level": "info",
+            "logger": "tierflow.http",
+            "msg": "request",
+            "request_id": "req-1",
+            "method": "POST",
+            "route": "/v1/accounts/{acct}/tickets/{ticket_id}/triggers/{trigger}",
+            "status": 200,
+            "account": "acme",
+        },
+        {
+            "level": "info",
+            "logger": "tierflow.http",
+            "msg": "request",
+            "request_id": "r2",
+            "method": "GET",
+            "route": "/v1/accounts/{acct}/tickets/{ticket_id}",
+            "status": 404,
+            "account": "acme",
+        },
+        {
+            "level": "info",
+            "logger": "tierflow.http",
+            "msg": "request",
+            "request_id": "r3",
+            "method": "GET",
+            "route": "unmatched",
+            "status": 404,
+            "account": None,
+        },
+    ]
+    text = log_lines.getvalue()
+    assert "secret body text" not in text
+    assert all(token not in text for token in acme.tokens.values())
+
+
+def test_access_log_false_logs_no_ordinary_request(
+    engine: Tierflow, log_lines: io.StringIO
+) -> None:
+    with client_for(engine, access_log=False) as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/nowhere").status_code == 404
+    assert log_lines.getvalue() == ""
+
+
+def test_the_access_log_setting_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TIERFLOW_ACCESS_LOG", "false")
+    assert Settings().access_log is False
+    monkeypatch.delenv("TIERFLOW_ACCESS_LOG")
+    assert Settings().access_log is True
+
+
+def test_metrics_label_docs_and_static_routes_by_route(engine: Tierflow) -> None:
+    with client_for(engine) as c:
+        for path in ("/docs", "/openapi.json", "/ui/", "/ui/index.html", "/nowhere"):
+            c.get(path)
+        text = c.get("/metrics", headers=auth(ADMIN_TOKEN)).text
+    counted = {
+        line.split('route="')[1].split('"')[0]
+        for line in text.splitlines()
+        if line.startswith("tierflow_http_requests_total{") and 'method="GET"' in line
+    }
+    assert {"/docs", "/openapi.json", "/ui", "unmatched"} <= counted
+    assert not any(r.startswith("/ui/") or r == "/nowhere" for r in counted)

@@ -177,6 +177,14 @@ function fit() {
   }
 }
 
+// Pan so that ``g`` (the ticket's current state) sits in the middle of the window.
+function centerOn(g) {
+  if (!g) return;
+  const box = $("diagram").getBoundingClientRect();
+  const r = g.getBoundingClientRect();
+  panBy(box.left + box.width / 2 - (r.left + r.width / 2), box.top + box.height / 2 - (r.top + r.height / 2));
+}
+
 function zoom(k, cx = 0.5, cy = 0.5) {
   const nw = view.w / k;
   const nh = view.h / k;
@@ -315,11 +323,14 @@ async function openTicket(id) {
     api(base), api(`${base}/events`), api(`${base}/triggers`), api(`${base}/diagram.svg`, { as: "text" })]);
   state.ticket = ticket;
   setDiagram(svg, true);
+  centerOn($("diagram").querySelector("g.current"));
   const clocks = Object.entries(ticket.sla || {}).map(([name, c]) => el("tr", { class: `clock ${c.status}` },
     el("th", {}, name.replace(/_/g, " ")),
     el("td", {}, el("span", { class: `status ${c.status}` }, c.status)),
     el("td", {}, `due ${when(c.due_at)}`),
-    el("td", {}, c.remaining_business_seconds === null ? "no target" : `${seconds(c.remaining_business_seconds)} left`)));
+    el("td", {}, c.remaining_business_seconds === null ? "no target"
+      : ["running", "paused", "breached"].includes(c.status) ? `${seconds(c.remaining_business_seconds)} left`
+        : `stopped ${when(c.stopped_at)}`)));
   const allowed = triggers.filter((t) => t.allowed);
   const blocked = triggers.filter((t) => !t.allowed);
   const items = events.map((e) => el("li", {},

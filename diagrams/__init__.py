@@ -10,7 +10,13 @@ without it). The domain (``workflow``) never imports this package.
 """
 
 from .dot import to_dot
-from .extract import live_diagram, parse_show, ticket_diagram, workflow_diagram
+from .extract import (
+    focus_diagram,
+    live_diagram,
+    parse_show,
+    ticket_diagram,
+    workflow_diagram,
+)
 from .mermaid import to_mermaid
 from .model import Diagram
 from .output import (
@@ -28,6 +34,7 @@ __all__ = [
     "Diagram",
     "GraphvizMissing",
     "RenderError",
+    "focus_diagram",
     "live_diagram",
     "parse_show",
     "render",

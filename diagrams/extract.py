@@ -21,6 +21,7 @@ from .model import START, Cluster, Diagram, Edge, LegendItem, Node, Style
 
 __all__ = [
     "SHOW_OPTIONS",
+    "focus_diagram",
     "human_duration",
     "live_diagram",
     "parse_show",
@@ -102,6 +103,42 @@ def workflow_diagram(
     title = f"{spec.title or definition.name} — {definition.name} {definition.version}"
     return Diagram(
         definition.name, title, tuple(nodes), tuple(edges), tuple(clusters), tuple(legend)
+    )
+
+
+# --- one state's neighbourhood ---------------------------------------------------------------
+def focus_diagram(definition: Definition, state: str, show: Iterable[str] = frozenset()) -> Diagram:
+    """One state, every transition leading into it and out of it, and the states at their other
+    ends (each in its group's cluster). ValueError naming the state when there is none."""
+    if state not in definition.spec.states:
+        known = ", ".join(definition.spec.states)
+        raise ValueError(f"unknown state {state!r} (known: {known})")
+    base = workflow_diagram(definition, show, grouped=False)
+    edges = [e for e in base.edges if state in (e.source, e.dest)]
+    keep = {state} | {e.source for e in edges} | {e.dest for e in edges}
+    nodes = []
+    for n in base.nodes:
+        if n.id not in keep:
+            continue
+        if n.id == state:
+            n = replace(
+                n, style=theme.S_CURRENT.over(n.style), classes=(*n.classes, "focus", "current")
+            )
+        nodes.append(n)
+    groups = {n.cluster for n in nodes}
+    spec = definition.spec
+    return replace(
+        base,
+        name=f"focus_{state}",
+        title=f"{spec.states[state].title or state}: what leads in, what leads out — "
+        f"{definition.name} {definition.version}",
+        nodes=tuple(nodes),
+        edges=tuple(edges),
+        clusters=tuple(c for c in base.clusters if c.id in groups),
+        legend=(
+            LegendItem("the state in focus", "node", theme.S_CURRENT.over(theme.S_NODE)),
+            *base.legend[2:],
+        ),
     )
 
 

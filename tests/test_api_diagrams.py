@@ -196,3 +196,33 @@ def test_list_search_is_bounded_and_combines_with_filters(acme: Api) -> None:
     ]
     r = acme.client.get(acme.url("/tickets"), params={"q": "x", "state": "l1_triage"}, headers=h)
     assert r.json()["items"] == []
+
+
+def test_focus_shows_one_state_what_leads_in_and_out(acme: Api) -> None:
+    h = acme.as_("customer")
+    r = acme.client.get("/v1/workflows/support/diagram.mmd?focus=l2_solving", headers=h)
+    assert r.status_code == 200
+    assert r.headers["ETag"].endswith('-focus-l2_solving"')
+    arrows = sorted(
+        line.strip().split(" : ")[0] + " : " + line.split(" : ")[1].split(" ·")[0]
+        for line in r.text.splitlines()
+        if " --> " in line and "[*]" not in line
+    )
+    assert arrows == [
+        "l1_solving --> l2_solving : escalate",
+        "l1_triage --> l2_solving : escalate",
+        "l2_solving --> closed : cancel",
+        "l2_solving --> l3_assessment : escalate",
+        "l2_solving --> resolved : resolve",
+        "l2_solving --> waiting_on_customer : request_info",
+        "l3_assessment --> l2_solving : return_to_l2",
+        "l3_solution --> l2_solving : return_to_l2",
+        "resolved --> l2_solving : reopen",
+        "waiting_on_customer --> l2_solving : customer_replied",
+    ]
+    assert 'state "New" as new' not in r.text
+    bad = acme.client.get("/v1/workflows/support/diagram.dot?focus=nowhere", headers=h)
+    assert bad.status_code == 422
+    (err,) = bad.json()["errors"]
+    assert err["loc"] == ["query", "focus"]
+    assert err["msg"].startswith("focus: unknown state 'nowhere' (known: new, l1_triage,")

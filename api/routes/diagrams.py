@@ -58,14 +58,27 @@ def workflow_diagram(
     _caller: PrincipalDep,
     version: str | None = None,
     show: Annotated[str | None, Query(description="comma list: guards,roles")] = None,
+    focus: Annotated[
+        str | None,
+        Query(max_length=100, description="a state: only it, what leads in, what leads out"),
+    ] = None,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """The whole workflow; cached per definition version (304 on a matching If-None-Match)."""
+    """The whole workflow, or one state's neighbourhood (`focus`); cached per definition
+    version (304 on a matching If-None-Match)."""
     definition = engine.definition(name, version)
     shown = _show(show)
-    etag = f'"{definition.hash}-{fmt}-{"+".join(sorted(shown)) or "plain"}"'
+    if focus is not None:
+        try:
+            focused = diagrams.focus_diagram(definition, focus, shown)
+        except ValueError as exc:
+            raise InputError("focus", str(exc)) from None
+    tag = f"{definition.hash}-{fmt}-{'+'.join(sorted(shown)) or 'plain'}"
+    etag = f'"{tag}-focus-{focus}"' if focus is not None else f'"{tag}"'
     if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
         return Response(status_code=304, headers={"ETag": etag})
+    if focus is not None:
+        return _image(diagrams.render(focused, fmt), fmt, etag)
     return _image(diagrams.workflow_image(definition, fmt, shown), fmt, etag)
 
 

@@ -3,7 +3,8 @@ restart does), and background jobs take an advisory lock across processes."""
 
 from __future__ import annotations
 
-import psycopg
+import uuid
+
 import pytest
 import sqlalchemy as sa
 
@@ -21,22 +22,34 @@ def pg_url(db_url: str) -> str:
     return db_url
 
 
-def _terminate_other_backends() -> int:
-    with psycopg.connect(
-        "host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True
-    ) as conn:
-        rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = 'test' AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-        ).fetchall()
+def _terminate_backends_named(url: str, application_name: str) -> int:
+    """End the server processes of the connections this test opened (those carrying its unique
+    ``application_name``) in the database the URL names; nobody else's."""
+    admin = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with admin.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name = :name "
+                    "AND pid <> pg_backend_pid()"
+                ),
+                {"name": application_name},
+            ).fetchall()
+            conn.commit()
+    finally:
+        admin.dispose()
     return len(rows)
 
 
 def test_pool_recovers_when_connections_are_dropped(pg_url: str, clock: FakeClock) -> None:
-    tf = Tierflow(pg_url, clock=clock)
+    name = f"tierflow-test-{uuid.uuid4().hex[:12]}"
+    mine = sa.make_url(pg_url).update_query_dict({"application_name": name})
+    tf = Tierflow(mine.render_as_string(hide_password=False), clock=clock)
     tf.create_account(slug=ACCOUNT, name="Acme")
     t = reach(tf, "l1_triage")
-    assert _terminate_other_backends() >= 1  # the pool's idle connections die
+    assert sa.make_url(pg_url).database == sa.make_url(PG_URL or "").database
+    assert _terminate_backends_named(pg_url, name) >= 1  # the pool's idle connections die
     view = tf.fire(
         account=ACCOUNT,
         ticket_id=t.id,

@@ -375,8 +375,11 @@ def ticket_diagram(
     events: Iterable[EventView],
     options: Iterable[Option],
     now: datetime,
+    *,
+    path_only: bool = False,
 ) -> Diagram:
-    """The workflow with one ticket's story on it.
+    """The workflow with one ticket's story on it (``path_only``: only the states it visited
+    and the transitions it took).
 
     ``definition`` must be the ticket's own version; ``events`` its history (any order: sorted
     by ``seq`` here); ``options`` what :meth:`workflow.Tierflow.explain` says for some role;
@@ -419,19 +422,26 @@ def ticket_diagram(
     title = f"Ticket #{ticket.id}: {_clip(ticket.subject, 60)} — {definition.name} " + (
         f"{definition.version}, now in {current}"
     )
-    legend = (
+    legend: tuple[LegendItem, ...] = (
         LegendItem("current state", "node", theme.S_CURRENT.over(theme.S_NODE)),
         LegendItem("visited (time spent)", "node", theme.S_VISITED.over(theme.S_NODE)),
         LegendItem("#n: path taken, in order", "edge", theme.S_PATH),
         LegendItem("allowed now", "edge", theme.S_ALLOWED),
         LegendItem("blocked now (hover: why)", "edge", theme.S_BLOCKED),
     )
+    clusters = base.clusters
+    if path_only:
+        nodes = [n for n in nodes if n.kind == "start" or "visited" in n.classes]
+        edges = [e for e in edges if e.trigger is None or e.steps]
+        clusters = tuple(c for c in clusters if any(n.cluster == c.id for n in nodes))
+        legend = legend[:3]
     return replace(
         base,
         name=f"ticket_{ticket.id}",
         title=title,
         nodes=tuple(nodes),
         edges=tuple(edges),
+        clusters=clusters,
         legend=legend,
     )
 

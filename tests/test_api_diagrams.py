@@ -226,3 +226,26 @@ def test_focus_shows_one_state_what_leads_in_and_out(acme: Api) -> None:
     (err,) = bad.json()["errors"]
     assert err["loc"] == ["query", "focus"]
     assert err["msg"].startswith("focus: unknown state 'nowhere' (known: new, l1_triage,")
+
+
+def test_ticket_story_path_only(acme: Api) -> None:
+    """view=path: the states the ticket visited and the transitions it took, nothing else."""
+    t = acme.create()
+    acme.fire(t["id"], "triage", "l1_agent")
+    acme.fire(t["id"], "request_info", "l1_agent", note="Which browser?")
+    h = acme.as_("l1_agent")
+    r = acme.client.get(acme.url(f"/tickets/{t['id']}/diagram.mmd?view=path"), headers=h)
+    assert r.status_code == 200
+    lines = r.text.splitlines()
+    states = sorted(x.split(" as ")[1] for x in lines if x.startswith('    state "'))
+    assert states == ["l1_triage", "new", "waiting_on_customer"]
+    arrows = sorted(x.strip().split(" : ")[0] for x in lines if " --> " in x)
+    assert arrows == [
+        "[*] --> new",
+        "l1_triage --> waiting_on_customer",
+        "new --> l1_triage",
+    ]
+    full = acme.client.get(acme.url(f"/tickets/{t['id']}/diagram.mmd"), headers=h)
+    assert 'state "Closed" as closed' in full.text
+    bad = acme.client.get(acme.url(f"/tickets/{t['id']}/diagram.mmd?view=map"), headers=h)
+    assert bad.status_code == 422

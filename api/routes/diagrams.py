@@ -87,13 +87,24 @@ def workflow_diagram(
     responses=IMAGE,
     response_class=Response,
 )
-def ticket_diagram(fmt: Format, ticket: TicketDep, scope: ScopeDep) -> Response:
+def ticket_diagram(
+    fmt: Format,
+    ticket: TicketDep,
+    scope: ScopeDep,
+    view: Annotated[
+        Literal["workflow", "path"],
+        Query(description="`path`: only the states visited and the transitions taken"),
+    ] = "workflow",
+) -> Response:
     """One ticket: its current state, the path it took (numbered), time in each state, and the
-    triggers the caller's role may fire now (blocked ones dashed, reasons as tooltips)."""
+    triggers the caller's role may fire now (blocked ones dashed, reasons as tooltips) - on
+    the faded workflow, or (`view=path`) alone."""
     definition = scope.engine.definition(ticket.workflow, ticket.definition_hash)
     events = scope.engine.events(account=scope.account, ticket_id=ticket.id)
     options = scope.engine.explain(account=scope.account, ticket_id=ticket.id, role=scope.role)
-    d = diagrams.ticket_diagram(definition, ticket, events, options, scope.engine.clock())
+    d = diagrams.ticket_diagram(
+        definition, ticket, events, options, scope.engine.clock(), path_only=view == "path"
+    )
     return _image(diagrams.render(d, fmt), fmt)
 
 

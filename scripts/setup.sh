@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what tierflow needs on a fresh Debian-like machine, idempotently:
 # Graphviz's `dot` (Debian package) when missing, a virtualenv in .venv, and the project with
-# its dev extras. Re-running is cheap: pip runs again only when pyproject.toml changed.
+# its dev extras, at the versions of requirements.lock. Re-running is cheap: pip runs again only
+# when pyproject.toml or requirements.lock changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,11 +30,14 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 
+# Dependencies come from requirements.lock (exact versions, refreshed by scripts/lock.sh); the
+# project itself is installed editable on top, without re-resolving them.
 stamp=".venv/.tierflow-setup"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "setup: installing tierflow and its dependencies into .venv"
+  echo "setup: installing tierflow and its pinned dependencies (requirements.lock) into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -r requirements.lock
+  .venv/bin/python -m pip install -q --no-deps -e .
   echo "$want" > "$stamp"
 fi

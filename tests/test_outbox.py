@@ -18,8 +18,7 @@ from .scenarios import ACCOUNT, TECH, new_ticket, reach
 
 
 def _all(tf: Tierflow, account: str = ACCOUNT) -> list[outbox.StoredEvent]:
-    with tf.db.read() as conn:
-        return outbox.read_after(conn, tf.account_id(account), 0, limit=10_000)
+    return outbox.read_after(tf, account, 0, limit=10_000)
 
 
 def _history(tf: Tierflow) -> list[tuple[int, str, Any]]:
@@ -79,7 +78,7 @@ def test_a_rolled_back_unit_leaves_no_event(tf: Tierflow, monkeypatch: pytest.Mo
     t = new_ticket(tf, TECH)
     real = outbox.append
 
-    def append_then_fail(*args: Any, **kw: Any) -> list[int]:
+    def append_then_fail(*args: Any, **kw: Any) -> None:
         real(*args, **kw)  # written in the unit's transaction ...
         raise RuntimeError("crash before commit")  # ... which then rolls back
 
@@ -136,12 +135,10 @@ def test_a_reader_resuming_after_n_never_misses_a_later_commit(tf: Tierflow) -> 
             errors.append(exc)
 
     def read() -> None:
-        account_id = tf.account_id(ACCOUNT)
         last = 0
         for _ in range(100_000):  # bounded
             finished = done.is_set()
-            with tf.db.read() as conn:
-                batch = outbox.read_after(conn, account_id, last)
+            batch = outbox.read_after(tf, ACCOUNT, last)
             seen.extend(e.sequence for e in batch)
             if batch:
                 last = batch[-1].sequence

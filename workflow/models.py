@@ -216,9 +216,10 @@ class IdempotencyRecord(SQLModel, table=True):
 
 
 class OutboxSequence(SQLModel, table=True):
-    """The last outbox ``sequence`` given out per account. A unit of work raises it in its own
-    transaction, so on PostgreSQL the row lock orders the account's writers: an event with a
-    smaller sequence always commits before one with a larger (see :mod:`workflow.outbox`)."""
+    """The last outbox ``sequence`` given out per account, on PostgreSQL. A unit of work raises
+    it in its own transaction, so the row lock orders the account's writers: an event with a
+    smaller sequence always commits before one with a larger (see :mod:`workflow.outbox`).
+    SQLite serialises writers anyway and takes the next number from ``outbox_event``."""
 
     __tablename__ = "outbox_sequence"
 
@@ -227,19 +228,19 @@ class OutboxSequence(SQLModel, table=True):
 
 
 class OutboxEvent(SQLModel, table=True):
-    """An outgoing event, written in the transaction of the change it reports."""
+    """An outgoing event, written in the transaction of the change it reports. Slim on purpose
+    (it is written on every fire): the ticket it carries is rebuilt from the append-only
+    history at ``version``, which is exactly the ticket after the change."""
 
     __tablename__ = "outbox_event"
-    __table_args__ = (
-        sa.UniqueConstraint("account_id", "sequence", name="uq_outbox_event_sequence"),
-    )
+    __table_args__ = {"sqlite_with_rowid": False}  # one B-tree, keyed as it is read
 
-    id: int | None = Field(default=None, primary_key=True)
-    account_id: int = Field(foreign_key="account.id")
-    sequence: int
+    account_id: int = Field(foreign_key="account.id", primary_key=True)
+    sequence: int = Field(primary_key=True)
     type: str = Field(max_length=40)
     ticket_id: int = Field(foreign_key="ticket.id")
+    version: int
+    """The ticket's version after the unit of work that wrote the event."""
     actor: str | None = Field(default=None, max_length=200)
     role: str | None = Field(default=None, max_length=40)
-    at: datetime = _utc(index=True)
-    ticket: dict[str, Any] = _json()
+    at: datetime = _utc()

@@ -4,33 +4,44 @@ An event exists if and only if the change it reports committed: :func:`append` r
 unit's connection before it commits, so a rollback takes the events with it and a commit
 (even one followed by ``kill -9``) keeps them.
 
-Each event carries a per-account ``sequence``, strictly increasing and gap-free. It comes from
-the account's row in ``outbox_sequence``, raised by an upsert in the same transaction: on
-PostgreSQL the row lock makes a second writer of the account wait until the first commits (or
-rolls back), so an event with a smaller sequence is always visible before one with a larger,
-and a reader that resumed after *n* never misses an event committed later with a number at or
-below *n*. On SQLite writers are serialised by ``BEGIN IMMEDIATE`` anyway. The upsert is the
-unit's last statement, so the lock is held only for the commit.
+Each event carries a per-account ``sequence``, strictly increasing and gap-free, allocated
+so that commit order is sequence order within an account: a reader that resumed after *n*
+never misses an event committed later with a number at or below *n*.
 
-The event's ``ticket`` is the ticket as the API shows it after the change (:func:`ticket_json`
-produces the JSON of ``api.schemas.TicketPublic`` without knowing about the API; a test keeps
-the two equal).
+- PostgreSQL: the account's row in ``outbox_sequence`` is raised by an upsert in the unit's
+  transaction. Its row lock makes a second writer of the account wait until the first commits
+  (or rolls back), so the smaller sequence is always visible first. The upsert is the unit's
+  last statements, so the lock is held only for the commit.
+- SQLite: writers are serialised by ``BEGIN IMMEDIATE``; the next number is the account's
+  highest in ``outbox_event`` plus one, taken by the INSERT itself (one statement).
+
+The row is slim (account, sequence, type, ticket id, version, actor, role, instant): it is
+written on every fire. The ticket it carries - as the API shows it after the change - is
+rebuilt when read, by replaying the ticket's append-only history up to ``version`` (the unit's
+final version), which is exactly the ticket the unit committed. :func:`ticket_json` gives the
+shape of ``api.schemas.TicketPublic`` without knowing about the API, serialised by
+pydantic-core as the API is (a test keeps the two equal).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pydantic_core
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from .models import OutboxEvent, OutboxSequence
 from .prepared import Prepared
 from .records import TicketView
+
+if TYPE_CHECKING:
+    from .service import Tierflow
 
 __all__ = ["TYPES", "Outgoing", "StoredEvent", "append", "read_after", "ticket_json"]
 
@@ -60,130 +71,141 @@ class Outgoing:
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
-    """An event as read back from the outbox."""
+    """An event as read back from the outbox, with the ticket after its change."""
 
     sequence: int
     type: str
     ticket_id: int
+    version: int
     actor: str | None
     role: str | None
     at: datetime
-    ticket: dict[str, Any]
+    ticket_json: str
+    """The ticket (``TicketPublic``'s JSON) right after the change, as text."""
+
+    @property
+    def ticket(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.ticket_json)
+        return parsed
 
 
-_EVENT_KEYS = tuple(c.key for c in OE.columns if not c.primary_key)
+_EVENT_KEYS = tuple(c.key for c in OE.columns)
 _INSERT = Prepared(sa.insert(OE), keys=_EVENT_KEYS)
-_allocators: dict[str, Prepared] = {}
-
-
-def _allocator(dialect: str) -> Prepared:
-    """``last += n`` for the account (the row is created on its first event); returns the new
-    ``last``."""
-    stmt = _allocators.get(dialect)
-    if stmt is None:
-        insert: Any = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
-        base = insert(OS)
-        upsert = base.on_conflict_do_update(
-            index_elements=["account_id"], set_={"last": OS.c.last + base.excluded.last}
-        ).returning(OS.c.last)
-        stmt = _allocators[dialect] = Prepared(upsert, keys=("account_id", "last"))
-    return stmt
+_PG_UPSERT = postgresql.insert(OS)
+_RAISE = Prepared(
+    _PG_UPSERT.on_conflict_do_update(
+        index_elements=["account_id"], set_={"last": OS.c.last + _PG_UPSERT.excluded.last}
+    ).returning(OS.c.last),
+    keys=("account_id", "last"),
+)
+"""PostgreSQL: ``last += n`` for the account (its row made on its first event); the new last."""
+_NEXT_KEYS = [k for k in _EVENT_KEYS if k != "sequence"]
+_INSERT_NEXT = Prepared(
+    sa.insert(OE).from_select(
+        [*_NEXT_KEYS, "sequence"],
+        sa.select(
+            *(sa.bindparam(k, type_=OE.c[k].type) for k in _NEXT_KEYS),
+            sa.func.coalesce(sa.func.max(OE.c.sequence), sa.literal_column("0"))
+            + sa.literal_column("1"),
+        ).where(OE.c.account_id == sa.bindparam("b_account")),
+    )
+)
+"""SQLite: insert one event numbered one past the account's highest."""
 
 
 def append(
     conn: Connection,
     account_id: int,
     ticket_id: int,
+    version: int,
     events: Sequence[Outgoing],
-    ticket: Mapping[str, Any],
-) -> list[int]:
-    """Append ``events`` (in order) for ``ticket_id`` inside the caller's transaction; returns
-    their sequences. Call it as the unit's last statement (it holds the account's counter)."""
+) -> None:
+    """Append ``events`` (in order) for ``ticket_id``, now at ``version``, inside the caller's
+    transaction. Call it as the unit's last statement (on PostgreSQL it holds the account's
+    counter until commit)."""
     if not events:
-        return []
-    row = _allocator(conn.dialect.name).first(conn, {"account_id": account_id, "last": len(events)})
-    assert row is not None
-    last = int(row["last"])
-    first = last - len(events) + 1
-    body = dict(ticket)
-    _INSERT.execute_many(
-        conn,
-        [
-            {
-                "account_id": account_id,
-                "sequence": first + i,
-                "type": TYPES[e.kind],
-                "ticket_id": ticket_id,
-                "actor": e.actor,
-                "role": e.role,
-                "at": e.at,
-                "ticket": body,
-            }
-            for i, e in enumerate(events)
-        ],
-    )
-    return list(range(first, last + 1))
-
-
-def read_after(
-    conn: Connection, account_id: int, after: int, *, limit: int = 500
-) -> list[StoredEvent]:
-    """The account's events with a sequence above ``after``, oldest first, at most ``limit``."""
-    rows = conn.execute(
-        sa.select(OE)
-        .where(OE.c.account_id == account_id, OE.c.sequence > after)
-        .order_by(OE.c.sequence)
-        .limit(limit)
-    ).mappings()
-    return [
-        StoredEvent(
-            sequence=r["sequence"],
-            type=r["type"],
-            ticket_id=r["ticket_id"],
-            actor=r["actor"],
-            role=r["role"],
-            at=r["at"],
-            ticket=r["ticket"],
-        )
-        for r in rows
+        return
+    rows = [
+        {
+            "account_id": account_id,
+            "type": TYPES[e.kind],
+            "ticket_id": ticket_id,
+            "version": version,
+            "actor": e.actor,
+            "role": e.role,
+            "at": e.at,
+        }
+        for e in events
     ]
+    if conn.dialect.name == "postgresql":
+        row = _RAISE.first(conn, {"account_id": account_id, "last": len(rows)})
+        assert row is not None
+        first = int(row["last"]) - len(rows) + 1
+        _INSERT.execute_many(conn, [{**r, "sequence": first + i} for i, r in enumerate(rows)])
+    else:
+        for r in rows:
+            _INSERT_NEXT.execute(conn, {**r, "b_account": account_id})
 
 
-def _instant(d: datetime | None) -> str | None:
-    """An instant as the API writes it (pydantic's JSON: UTC as ``Z``)."""
-    if d is None:
-        return None
-    s = d.isoformat()
-    return s[:-6] + "Z" if s.endswith("+00:00") else s
+def read_after(tf: Tierflow, account: str, after: int, *, limit: int = 500) -> list[StoredEvent]:
+    """The account's events with a sequence above ``after``, oldest first, at most ``limit``,
+    each with the ticket as it was right after its change."""
+    account_id = tf.account_id(account)
+    out: list[StoredEvent] = []
+    with tf.db.read() as conn:
+        rows = conn.execute(
+            sa.select(OE)
+            .where(OE.c.account_id == account_id, OE.c.sequence > after)
+            .order_by(OE.c.sequence)
+            .limit(limit)
+        ).mappings()
+        tickets: dict[tuple[int, int], str] = {}  # a unit's events share one ticket
+        for r in rows:
+            key = (r["ticket_id"], r["version"])
+            body = tickets.get(key)
+            if body is None:
+                view = tf._view_at(conn, account, *key)
+                body = tickets[key] = pydantic_core.to_json(ticket_json(view)).decode()
+            out.append(
+                StoredEvent(
+                    sequence=r["sequence"],
+                    type=r["type"],
+                    ticket_id=r["ticket_id"],
+                    version=r["version"],
+                    actor=r["actor"],
+                    role=r["role"],
+                    at=r["at"],
+                    ticket_json=body,
+                )
+            )
+    return out
 
 
 def ticket_json(t: TicketView) -> dict[str, Any]:
-    """``t`` as the API's ticket JSON (the shape of ``TicketPublic``)."""
+    """``t`` in the shape of the API's ticket (``TicketPublic``), for ``pydantic_core.to_json``."""
+    c = t.current  # (read directly: the view's attribute forwarding costs on the hot path)
     return {
         "id": t.id,
         "account": t.account,
-        "kind": t.kind,
-        "category": t.category,
+        "kind": c.kind,
+        "category": c.category,
         "subject": t.subject,
         "description": t.description,
-        "channel": t.channel,
-        "state": t.state,
-        "level": t.level,
-        "complexity": t.complexity,
-        "urgency": t.urgency,
-        "priority": t.priority,
-        "outcome": t.outcome,
-        "playbook_position": t.playbook_position,
+        "channel": c.channel,
+        "state": c.state,
+        "level": c.level,
+        "complexity": c.complexity,
+        "urgency": c.urgency,
+        "priority": c.priority,
+        "outcome": c.outcome,
+        "playbook_position": c.playbook_position,
         "customer": None
         if t.customer_name is None
         else {"name": t.customer_name, "email": t.customer_email},
-        "version": t.version,
+        "version": c.version,
         "workflow": {"name": t.workflow, "version": t.workflow_version, "hash": t.definition_hash},
-        "created_at": _instant(t.created_at),
-        "received_at": _instant(t.received_at),
-        "updated_at": _instant(t.updated_at),
-        "sla": {
-            name: {k: _instant(v) if isinstance(v, datetime) else v for k, v in clock.items()}
-            for name, clock in t.sla.items()
-        },
+        "created_at": t.created_at,
+        "received_at": c.received_at,
+        "updated_at": t.updated_at,
+        "sla": t.sla,
     }

@@ -271,8 +271,8 @@ class Tierflow:
             )
             if idempotency is not None:
                 self._remember(conn, account_id, idempotency, ticket_id, state.version, now)
-            view = self._view(account, {**row, "id": ticket_id}, definition, state, now)
-            self._send(conn, account_id, view, [event], actor, role)
+            self._send(conn, account_id, ticket_id, state.version, [(event, None)], actor, role)
+        view = self._view(account, {**row, "id": ticket_id}, definition, state, now)
         self._notify(view, [event])
         return view
 
@@ -538,8 +538,8 @@ class Tierflow:
             )
             if idempotency is not None:
                 self._remember(conn, account_id, idempotency, ticket_id, new.version, now)
-            view = self._view(account, {**row, "updated_at": now}, d, new, now)
-            self._send(conn, account_id, view, [e for e, _note in todo], actor, role)
+            self._send(conn, account_id, ticket_id, new.version, todo, actor, role)
+        view = self._view(account, {**row, "updated_at": now}, d, new, now)
         self._notify(view, [e for e, _note in todo])
         return view, len(todo)
 
@@ -551,8 +551,9 @@ class Tierflow:
         self,
         conn: Connection,
         account_id: int,
-        view: TicketView,
-        events: list[EventRecord],
+        ticket_id: int,
+        version: int,
+        events: list[tuple[EventRecord, str | None]],
         actor: str | None,
         role: str,
     ) -> None:
@@ -560,14 +561,14 @@ class Tierflow:
         outbox.append(
             conn,
             account_id,
-            view.id,
+            ticket_id,
+            version,
             [
                 outbox.Outgoing(e.kind, e.at, "sla-scanner", "system")
                 if e.kind == "sla_breached"
                 else outbox.Outgoing(e.kind, e.at, actor, role)
-                for e in events
+                for e, _note in events
             ],
-            outbox.ticket_json(view),
         )
 
     def _insert_events(

@@ -32,24 +32,21 @@ def upgrade() -> None:
     )
     op.create_table(
         "outbox_event",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
         sa.Column("type", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
         sa.Column("at", workflow.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("ticket", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(["account_id"], ["account.id"]),
         sa.ForeignKeyConstraint(["ticket_id"], ["ticket.id"]),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("account_id", "sequence", name="uq_outbox_event_sequence"),
+        sa.PrimaryKeyConstraint("account_id", "sequence"),
+        sqlite_with_rowid=False,
     )
-    op.create_index(op.f("ix_outbox_event_at"), "outbox_event", ["at"], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_outbox_event_at"), table_name="outbox_event")
     op.drop_table("outbox_event")
     op.drop_table("outbox_sequence")

@@ -14,12 +14,12 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from workflow import Tierflow, schema
+from workflow import Tierflow, outbox, schema
 from workflow.db import Database
 
 from . import observability, problems
 from .edge import Edge
-from .routes import accounts, diagrams, health, tickets, workflows
+from .routes import accounts, diagrams, events, health, tickets, workflows
 from .settings import Settings
 from .tokens import TokenStore
 
@@ -56,9 +56,16 @@ def create_app(
         task = None
         if background and settings.sla_scan_seconds > 0:
             task = asyncio.create_task(_scan_forever(engine, settings.sla_scan_seconds))
+        pruner = None
+        if background:
+            pruner = asyncio.create_task(_prune_forever(engine, settings.events_retention_days))
         try:
             yield
         finally:
+            if pruner is not None:
+                pruner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pruner
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -74,6 +81,7 @@ def create_app(
         responses={s: {"description": d} for s, d in problems.ERROR_STATUSES.items()},
     )
     app.state.engine = engine
+    app.state.settings = settings
     app.state.tokens = TokenStore(engine, settings.admin_token)
     problems.install(app)
     problems.document(app)
@@ -84,7 +92,7 @@ def create_app(
     observability.install(app, access_log=settings.access_log)
     observability.observe_engine(engine)
     # tickets first: routes are matched in order, and the trigger route is the busiest
-    for module in (tickets, health, accounts, workflows, diagrams):
+    for module in (tickets, health, accounts, workflows, diagrams, events):
         app.include_router(module.router)
     app.mount("/ui", StaticFiles(directory=UI, html=True), name="ui")
     return app
@@ -117,3 +125,16 @@ async def _scan_forever(engine: Tierflow, every: float) -> None:
                 log.info("background: breaches on %d ticket(s), %d auto-closed", breached, closed)
         except Exception:  # the jobs must outlive a database hiccup
             log.exception("background jobs failed; retrying in %.0f s", every)
+
+
+async def _prune_forever(engine: Tierflow, retention_days: float) -> None:
+    """Drop outbox events past the retention, hourly (and once at start)."""
+    while True:
+        try:
+            before = engine.clock() - timedelta(days=retention_days)
+            pruned = await asyncio.to_thread(outbox.prune, engine, before=before)
+            if pruned:
+                log.info("background: %d outbox event(s) past the retention pruned", pruned)
+        except Exception:
+            log.exception("pruning the outbox failed; retrying in an hour")
+        await asyncio.sleep(3600)

@@ -24,3 +24,9 @@ class Settings(BaseSettings):
     """A request body larger than this is refused (413)."""
     max_header_bytes: int = 16 << 10
     """Request headers larger than this (names and values together) are refused (431)."""
+    events_retention_days: float = 7.0
+    """Outbox events older than this are pruned; a stream resuming before them must resync."""
+    stream_heartbeat_seconds: float = 15.0
+    """An idle event stream sends a comment line this often (keeps proxies from closing it)."""
+    stream_poll_seconds: float = 0.5
+    """How often an event stream looks for new events in the outbox."""

@@ -43,7 +43,16 @@ from .records import TicketView
 if TYPE_CHECKING:
     from .service import Tierflow
 
-__all__ = ["TYPES", "Outgoing", "StoredEvent", "append", "read_after", "ticket_json"]
+__all__ = [
+    "TYPES",
+    "Outgoing",
+    "StoredEvent",
+    "append",
+    "bounds",
+    "prune",
+    "read_after",
+    "ticket_json",
+]
 
 OE = OutboxEvent.__table__  # type: ignore[attr-defined]
 OS = OutboxSequence.__table__  # type: ignore[attr-defined]
@@ -179,6 +188,32 @@ def read_after(tf: Tierflow, account: str, after: int, *, limit: int = 500) -> l
                 )
             )
     return out
+
+
+def bounds(tf: Tierflow, account: str) -> tuple[int, int]:
+    """(lowest, highest) sequence the account's outbox still holds; (0, 0) when empty."""
+    account_id = tf.account_id(account)
+    with tf.db.read() as conn:
+        low, high = conn.execute(
+            sa.select(sa.func.min(OE.c.sequence), sa.func.max(OE.c.sequence)).where(
+                OE.c.account_id == account_id
+            )
+        ).one()
+    return (int(low or 0), int(high or 0))
+
+
+def prune(tf: Tierflow, *, before: datetime) -> int:
+    """Delete events older than ``before`` (the retention); returns how many. Each account's
+    newest event stays (SQLite numbers the next one from it), so numbers are never reused."""
+    newer = OE.alias("newer")
+    newest = (
+        sa.select(sa.func.max(newer.c.sequence))
+        .where(newer.c.account_id == OE.c.account_id)
+        .scalar_subquery()
+    )
+    with tf.db.write() as conn:
+        deleted = conn.execute(sa.delete(OE).where(OE.c.at < before, OE.c.sequence < newest))
+        return int(deleted.rowcount)
 
 
 def ticket_json(t: TicketView) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from fastapi_offline import FastAPIOffline
 
 from workflow import Tierflow, outbox, schema
 from workflow.db import Database
+from workflow.queries import FILTERS, known_values
 
 from . import observability, problems
 from .edge import Edge
@@ -84,7 +85,7 @@ def create_app(
     app.state.settings = settings
     app.state.tokens = TokenStore(engine, settings.admin_token)
     problems.install(app)
-    problems.document(app)
+    problems.document(app, lambda: vocabulary(engine))
     app.add_middleware(
         Edge, max_body_bytes=settings.max_body_bytes, max_header_bytes=settings.max_header_bytes
     )
@@ -96,6 +97,25 @@ def create_app(
         app.include_router(module.router)
     app.mount("/ui", StaticFiles(directory=UI, html=True), name="ui")
     return app
+
+
+def vocabulary(engine: Tierflow) -> dict[str, list[str]]:
+    """The values the server accepts for the open-ended names of its inputs, derived from the
+    definitions loaded (so the OpenAPI document is as strict as the server)."""
+    specs = [d.spec for d in engine.definitions()]
+
+    def union(values: list[str]) -> list[str]:
+        return list(dict.fromkeys(values))
+
+    filters = {f"?{name}": known_values(engine, name) for name in FILTERS}
+    return {
+        **filters,
+        "TicketCreate.kind": union([k for s in specs for k in s.kinds]),
+        "TicketCreate.category": known_values(engine, "category"),
+        "TicketUpdate.category": known_values(engine, "category"),
+        "TicketCreate.channel": union([c for s in specs for c in s.channels]),
+        "TokenCreate.role": union([r for s in specs for r in s.roles]),
+    }
 
 
 def app_from_env() -> FastAPI:

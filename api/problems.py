@@ -7,6 +7,8 @@ One table maps the domain's exception hierarchy (``workflow.errors``) to a statu
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -61,9 +63,12 @@ ERROR_STATUSES = {
 }
 
 
-def document(app: FastAPI) -> None:
+def document(app: FastAPI, vocabulary: Callable[[], dict[str, list[str]]] | None = None) -> None:
     """Every error answer in the OpenAPI document is ``application/problem+json`` with the
-    Problem schema (FastAPI would otherwise describe 422 as its own JSON shape)."""
+    Problem schema (FastAPI would otherwise describe 422 as its own JSON shape).
+
+    ``vocabulary`` gives the values the server accepts, from the loaded definitions, as enums:
+    ``"Model.field"`` for a body field, ``"?name"`` for every query parameter of that name."""
     from fastapi.openapi.utils import get_openapi
 
     from .schemas import Problem
@@ -84,10 +89,58 @@ def document(app: FastAPI) -> None:
         components["Problem"] = Problem.model_json_schema()
         for unused in ("HTTPValidationError", "ValidationError"):
             components.pop(unused, None)
+        for path in schema["paths"].values():  # a header is a string or absent, never null
+            for op in path.values():
+                for param in op.get("parameters", []):
+                    branches = param["schema"].get("anyOf", [])
+                    if param["in"] == "header" and {"type": "null"} in branches:
+                        (param["schema"],) = [b for b in branches if b != {"type": "null"}]
+        for key, values in (vocabulary() if vocabulary else {}).items():
+            if key.startswith("?"):
+                targets = [
+                    p["schema"]
+                    for path in schema["paths"].values()
+                    for op in path.values()
+                    for p in op.get("parameters", [])
+                    if p["in"] == "query" and p["name"] == key[1:]
+                ]
+            else:
+                model, field = key.split(".")
+                targets = [components[model]["properties"][field]]
+            for target in targets:
+                _restrict(target, values)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _allowed(request: Request) -> list[str]:
+    """The methods served at this request's path, from the OpenAPI document (FastAPI has one
+    route per method, so a 405 from routing alone names only the first route's)."""
+    table: list[tuple[re.Pattern[str], list[str]]] | None = getattr(
+        request.app.state, "allow_table", None
+    )
+    if table is None:
+        table = [
+            (
+                re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$"),
+                [method.upper() for method in ops],
+            )
+            for path, ops in request.app.openapi()["paths"].items()
+        ]
+        request.app.state.allow_table = table
+    path = request.url.path
+    return sorted({m for pattern, methods in table if pattern.match(path) for m in methods})
+
+
+def _restrict(prop: dict[str, Any], values: list[str]) -> None:
+    """Put the enum on the string branch of a (possibly nullable) property schema."""
+    for branch in prop.get("anyOf", [prop]):
+        if branch.get("type") == "string":
+            for loose in ("minLength", "maxLength", "pattern"):
+                branch.pop(loose, None)
+            branch["enum"] = values
 
 
 def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -157,7 +210,7 @@ def install(app: FastAPI) -> None:
             errors=errors,
         )
 
-    async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 400:  # a body FastAPI could not even parse: malformed input
             return problem(
@@ -169,7 +222,9 @@ def install(app: FastAPI) -> None:
             )
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         answer = problem(exc.status_code, slug, str(exc.detail), str(exc.detail))
-        answer.headers.update(exc.headers or {})  # e.g. Allow on a 405
+        answer.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not just one route's
+            answer.headers["Allow"] = ", ".join(_allowed(request))
         return answer
 
     async def on_unauthorized(_request: Request, exc: Exception) -> JSONResponse:

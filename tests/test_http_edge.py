@@ -173,6 +173,10 @@ def test_405_carries_allow(client: TestClient) -> None:
     r = client.delete("/v1/accounts", headers=auth(ADMIN_TOKEN))
     _problem(r, 405, "method-not-allowed")
     assert r.headers["allow"] == "POST"
+    acme_url = "/v1/accounts/acme/tickets/1"
+    r = client.delete(acme_url, headers=auth(ADMIN_TOKEN))  # GET and PATCH are two routes
+    _problem(r, 405, "method-not-allowed")
+    assert r.headers["allow"] == "GET, PATCH"
 
 
 def test_duplicate_account_slug_is_409(acme: Api) -> None:
@@ -275,3 +279,37 @@ def test_docs_work_offline(client: TestClient, page: str) -> None:
         assert url.startswith("/"), f"{page} loads {url} from elsewhere"
         assert client.get(url).status_code == 200, url
     assert "cdn" not in r.text.lower() and "https://" not in r.text
+
+
+def test_openapi_is_as_strict_as_the_server(client: TestClient, engine: Tierflow) -> None:
+    doc = client.get("/openapi.json").json()
+    models = doc["components"]["schemas"]
+    spec = engine.definitions()[0].spec
+    assert models["TicketCreate"]["properties"]["kind"]["enum"] == list(spec.kinds)
+    assert models["TicketCreate"]["properties"]["channel"]["enum"] == spec.channels
+    assert models["TokenCreate"]["properties"]["role"]["enum"] == spec.roles
+    categories = [c for k in spec.kinds.values() for c in k.categories]
+    assert models["TicketCreate"]["properties"]["category"]["enum"] == categories
+    update = models["TicketUpdate"]["properties"]["category"]["anyOf"]
+    assert {"type": "string", "enum": categories} in update
+
+    def params(path: str) -> dict[str, Any]:
+        return {p["name"]: p for p in doc["paths"][path]["get"]["parameters"]}
+
+    tickets = params("/v1/accounts/{acct}/tickets")
+    assert tickets["state"]["schema"]["anyOf"][0]["enum"] == list(spec.states)
+    assert tickets["priority"]["schema"]["anyOf"][0]["enum"] == spec.priorities
+    assert tickets["cursor"]["schema"]["anyOf"][0]["pattern"] == "^[A-Za-z0-9_-]+$"
+    queue = params("/v1/accounts/{acct}/queue")
+    assert queue["level"]["schema"]["anyOf"][0]["enum"] == [
+        "level1",
+        "level2",
+        "level3",
+        "administrative",
+    ]
+    fire = doc["paths"]["/v1/accounts/{acct}/tickets/{ticket_id}/triggers/{trigger}"]["post"]
+    if_match = {p["name"]: p for p in fire["parameters"]}["if-match"]
+    assert if_match["schema"]["pattern"].startswith("^\\s*(\\*|")
+    diagram = doc["paths"]["/v1/workflows/{name}/diagram.{fmt}"]["get"]["responses"]
+    assert "304" in diagram and "content" not in diagram["304"]
+    assert "409" in doc["paths"]["/v1/accounts"]["post"]["responses"]

@@ -29,6 +29,7 @@ from fastapi import FastAPI
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -56,6 +57,10 @@ SLA_BREACHES = Counter("tierflow_sla_breaches_total", "SLA breaches recorded", [
 DB_SECONDS = Counter(
     "tierflow_db_seconds_total", "Time spent in database transactions (connect to commit)"
 )
+STREAM_CLIENTS = Gauge(
+    "tierflow_stream_clients", "Event streams open (SSE)", multiprocess_mode="livesum"
+)
+STREAM_EVENTS = Counter("tierflow_stream_events_total", "Events sent on event streams", ["type"])
 
 _children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 """Metric children per (method, route template, status): ``labels()`` on every request costs

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from prometheus_client import REGISTRY
 
 from api.app import create_app
 from api.settings import Settings
@@ -109,9 +110,23 @@ def test_resume_after_last_event_id_has_no_gap_and_no_duplicate(
     assert (data["ticket"]["state"], data["ticket"]["version"]) == ("l1_triage", 2)
 
     _fire_some(tf, 1)  # 7, 8: committed while nobody listens
-    # reconnect after 4; 9 and 10 are committed while this client is connected
-    second = _read(base_url, "4", 6, while_open=lambda: _fire_some(tf, 1))
+    open_streams: list[float | None] = []
+
+    def while_open() -> None:  # 9 and 10 are committed while this client is connected
+        open_streams.append(REGISTRY.get_sample_value("tierflow_stream_clients"))
+        _fire_some(tf, 1)
+
+    sent_before = REGISTRY.get_sample_value(
+        "tierflow_stream_events_total", {"type": "ticket.transitioned"}
+    )
+    second = _read(base_url, "4", 6, while_open=while_open)
     assert [int(e["id"]) for e in second] == [5, 6, 7, 8, 9, 10]
+    assert open_streams[0] is not None and open_streams[0] >= 1
+    sent_after = REGISTRY.get_sample_value(
+        "tierflow_stream_events_total", {"type": "ticket.transitioned"}
+    )
+    assert sent_before is not None and sent_after is not None
+    assert sent_after - sent_before >= 3  # 6, 8, 10
 
 
 def test_a_new_client_starts_from_now_and_idle_streams_get_heartbeats(

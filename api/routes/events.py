@@ -26,6 +26,7 @@ from workflow import outbox
 from workflow.outbox import StoredEvent
 
 from ..deps import Scope, ScopeDep
+from ..observability import STREAM_CLIENTS, STREAM_EVENTS
 
 router = APIRouter(prefix="/v1/accounts/{acct}", tags=["events"])
 
@@ -80,21 +81,26 @@ async def stream(
 
     async def events() -> AsyncIterator[str]:
         nonlocal after
-        yield prelude + "retry: 2000\n\n"
-        quiet_since = time.monotonic()
-        while not await request.is_disconnected():
-            batch = await asyncio.to_thread(outbox.read_after, engine, scope.account, after)
-            for e in batch:
-                after = e.sequence
-                if visible(scope, e):
-                    yield frame(e)
-            if batch:
-                quiet_since = time.monotonic()
-                continue
-            if time.monotonic() - quiet_since >= settings.stream_heartbeat_seconds:
-                yield ": heartbeat\n\n"
-                quiet_since = time.monotonic()
-            await asyncio.sleep(settings.stream_poll_seconds)
+        STREAM_CLIENTS.inc()
+        try:
+            yield prelude + "retry: 2000\n\n"
+            quiet_since = time.monotonic()
+            while not await request.is_disconnected():
+                batch = await asyncio.to_thread(outbox.read_after, engine, scope.account, after)
+                for e in batch:
+                    after = e.sequence
+                    if visible(scope, e):
+                        STREAM_EVENTS.labels(e.type).inc()
+                        yield frame(e)
+                if batch:
+                    quiet_since = time.monotonic()
+                    continue
+                if time.monotonic() - quiet_since >= settings.stream_heartbeat_seconds:
+                    yield ": heartbeat\n\n"
+                    quiet_since = time.monotonic()
+                await asyncio.sleep(settings.stream_poll_seconds)
+        finally:
+            STREAM_CLIENTS.dec()
 
     return StreamingResponse(
         events(),

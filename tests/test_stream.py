@@ -150,3 +150,13 @@ def test_a_resume_point_past_the_retention_gets_a_resync_event(
     assert [int(e["id"]) for e in items[1:]] == [5, 6]
     # events still held resume as usual
     assert [int(e["id"]) for e in _read(base_url, "5", 1)] == [6]
+
+
+def test_a_last_event_id_that_is_not_a_number_is_refused(tf: Tierflow, base_url: str) -> None:
+    r = httpx.get(
+        f"{base_url}/v1/accounts/{ACCOUNT}/stream",
+        headers={"Authorization": f"Bearer {TOKEN}", "Last-Event-ID": "abc"},
+        timeout=5,
+    )
+    assert r.status_code == 422
+    assert r.json()["detail"] == "Last-Event-ID: 'abc' is not an id this stream sent"

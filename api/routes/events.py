@@ -22,7 +22,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
-from workflow import outbox
+from workflow import InputError, outbox
 from workflow.outbox import StoredEvent
 
 from ..deps import Scope, ScopeDep
@@ -69,9 +69,11 @@ async def stream(
     """Server-sent events of the account, from after ``Last-Event-ID`` (default: from now)."""
     settings = request.app.state.settings
     engine = scope.engine
+    if last_event_id is not None and not last_event_id.strip().isdigit():
+        raise InputError("Last-Event-ID", f"{last_event_id!r} is not an id this stream sent")
     low, high = await asyncio.to_thread(outbox.bounds, engine, scope.account)
     prelude = ""
-    if last_event_id is None or not last_event_id.strip().isdigit():
+    if last_event_id is None:
         after = high  # a new client: what happens from now on
     else:
         after = int(last_event_id)

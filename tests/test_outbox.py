@@ -158,3 +158,21 @@ def test_a_reader_resuming_after_n_never_misses_a_later_commit(tf: Tierflow) -> 
     total = len(_history(tf))
     assert seen == list(range(1, total + 1))
     assert [e.sequence for e in _all(tf)] == list(range(1, total + 1))
+
+
+def test_a_unit_with_a_due_breach_sends_both_events_with_the_ticket_after_it(
+    tf: Tierflow, clock: FakeClock
+) -> None:
+    t = reach(tf, "l2_solving")
+    before = len(_all(tf))
+    clock.advance(days=30)  # its clocks ran out; the next unit records the breaches first
+    view = tf.fire(
+        account=ACCOUNT, ticket_id=t.id, trigger="request_info", role="l2_specialist", note="logs"
+    )
+    new = _all(tf)[before:]
+    breaches = len([e for e in new if e.type == "ticket.sla_breached"])
+    assert breaches >= 1
+    assert [e.type for e in new] == ["ticket.sla_breached"] * breaches + ["ticket.transitioned"]
+    assert [e.sequence for e in new] == list(range(before + 1, before + breaches + 2))
+    assert {e.version for e in new} == {view.version}
+    assert all(e.ticket == TicketPublic.of(view).model_dump(mode="json") for e in new)

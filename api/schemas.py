@@ -385,6 +385,10 @@ class WorkflowVersion(BaseModel):
 class WorkflowDetail(WorkflowSummary):
     versions: list[WorkflowVersion]
     definition: dict[str, Any]
+    guard_sentences: list[list[str]] = Field(
+        description="For each of `definition.transitions`, in order: its guards as the plain "
+        "sentences a refusal is worded after (e.g. `a note is required: …`), hint included."
+    )
 
 
 class Health(BaseModel):

@@ -5,6 +5,10 @@ live here, registered by name. A guard receives the :class:`GuardContext` of one
 transition and its keyword arguments, and returns ``None`` to let it pass or a reason a person
 can act on. Validation rejects unknown guard names and wrong arguments before a definition is
 used (see :meth:`Guard.check_args`).
+
+Each guard also says what it asks for as a plain sentence, without a ticket: ``describe(spec,
+**args)``, worded like its reasons ("a note is required: ..."), so a designer reads the rule and
+a person who is refused reads the same words with the ticket's facts (see :func:`sentence`).
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .definition import Definition, DefinitionSpec
+    from .definition import Definition, DefinitionSpec, GuardRef
     from .history import TicketState
 
-__all__ = ["REGISTRY", "Guard", "GuardContext", "Intake", "guard"]
+__all__ = ["REGISTRY", "Guard", "GuardContext", "Intake", "guard", "sentence"]
 
 
 @dataclass(slots=True)
@@ -50,6 +54,8 @@ GuardFn = Callable[..., str | None]
 ArgCheck = Callable[["DefinitionSpec", dict[str, Any]], list[str]]
 Admits = Callable[..., bool]
 """``admits(spec, intake, **args)``: can this guard pass for a ticket of that intake?"""
+Describe = Callable[..., str]
+"""``describe(spec, **args)``: what the guard asks for, as a plain sentence."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class Guard:
     required: frozenset[str]
     optional: frozenset[str]
     check: ArgCheck | None
+    describe: Describe
     admits: Admits | None = None
     """Static counterpart for validation's intake analysis; None: input can always satisfy it."""
 
@@ -84,20 +91,32 @@ REGISTRY: dict[str, Guard] = {}
 
 
 def guard(
-    name: str, *, check: ArgCheck | None = None, admits: Admits | None = None
+    name: str,
+    *,
+    describe: Describe,
+    check: ArgCheck | None = None,
+    admits: Admits | None = None,
 ) -> Callable[[GuardFn], GuardFn]:
-    """Register ``fn(ctx, *, arg...) -> reason | None`` under ``name``; ``admits`` tells
-    validation whether it can pass for a given :class:`Intake` (guards reading the ticket's
-    kind, category or channel must give one)."""
+    """Register ``fn(ctx, *, arg...) -> reason | None`` under ``name``; ``describe(spec,
+    *, arg...)`` says what it asks for; ``admits`` tells validation whether it can pass for a
+    given :class:`Intake` (guards reading the ticket's kind, category or channel must give
+    one)."""
 
     def register(fn: GuardFn) -> GuardFn:
         params = list(inspect.signature(fn).parameters.values())[1:]
         required = frozenset(p.name for p in params if p.default is inspect.Parameter.empty)
         optional = frozenset(p.name for p in params if p.default is not inspect.Parameter.empty)
-        REGISTRY[name] = Guard(name, fn, required, optional, check, admits)
+        REGISTRY[name] = Guard(name, fn, required, optional, check, describe, admits)
         return fn
 
     return register
+
+
+def sentence(spec: DefinitionSpec, ref: GuardRef) -> str:
+    """A guard as a definition declares it (name, arguments, hint), as one plain sentence: the
+    guard's description, then its hint after "; " exactly as a refusal appends it."""
+    text = REGISTRY[ref.name].describe(spec, **ref.args)
+    return f"{text}; {ref.hint}" if ref.hint else text
 
 
 # --- argument checks ---------------------------------------------------------------------
@@ -128,11 +147,24 @@ def _values_list(spec: DefinitionSpec, args: dict[str, Any]) -> list[str]:
 
 
 # --- the guards ----------------------------------------------------------------------------
+def _served(spec: DefinitionSpec, level: str) -> str:
+    return ", ".join(spec.level_channels[level])
+
+
+def _listed(values: list[Any]) -> str:
+    return ", ".join(map(str, values))
+
+
 def _category(spec: DefinitionSpec, intake: Intake) -> Any:
     return spec.kinds[intake.kind].categories.get(intake.category)
 
 
-@guard("kind_is", check=_known_kind, admits=lambda spec, i, *, kind: i.kind == kind)
+@guard(
+    "kind_is",
+    describe=lambda spec, *, kind: f"this trigger is for {kind} tickets",
+    check=_known_kind,
+    admits=lambda spec, i, *, kind: i.kind == kind,
+)
 def kind_is(ctx: GuardContext, *, kind: str) -> str | None:
     if ctx.ticket.kind == kind:
         return None
@@ -141,6 +173,9 @@ def kind_is(ctx: GuardContext, *, kind: str) -> str | None:
 
 @guard(
     "channel_allowed",
+    describe=lambda spec, *, level: (
+        f"the channel must be one served at {level} ({_served(spec, level)})"
+    ),
     check=_level_channels,
     admits=lambda spec, i, *, level: i.channel in spec.level_channels[level],
 )
@@ -153,7 +188,10 @@ def channel_allowed(ctx: GuardContext, *, level: str) -> str | None:
     )
 
 
-@guard("priority_known")
+@guard(
+    "priority_known",
+    describe=lambda spec: "the priority must be known: complexity and urgency set",
+)
 def priority_known(ctx: GuardContext) -> str | None:
     missing = [f for f in ("complexity", "urgency") if getattr(ctx.ticket, f) is None]
     if not missing:
@@ -163,6 +201,7 @@ def priority_known(ctx: GuardContext) -> str | None:
 
 @guard(
     "category_level",
+    describe=lambda spec, *, level: f"the category must be handled at {level}",
     check=_known_level,
     admits=lambda spec, i, *, level: getattr(_category(spec, i), "level", None) == level,
 )
@@ -176,6 +215,10 @@ def category_level(ctx: GuardContext, *, level: str) -> str | None:
 
 @guard(
     "category_beyond",
+    describe=lambda spec, *, level: (
+        f"the category must not be in the {level} catalogue "
+        "(one that is works through its playbook first: start_solving)"
+    ),
     check=_known_level,
     admits=lambda spec, i, *, level: getattr(_category(spec, i), "level", None) != level,
 )
@@ -191,6 +234,10 @@ def category_beyond(ctx: GuardContext, *, level: str) -> str | None:
 
 @guard(
     "channel_moved_to",
+    describe=lambda spec, *, level: (
+        f"the conversation must be on a {level} channel ({_served(spec, level)}), "
+        "or data.channel must move it to one"
+    ),
     check=_level_channels,
     admits=lambda spec, i, *, level: (i.data_channel or i.channel) in spec.level_channels[level],
 )
@@ -213,6 +260,9 @@ def channel_moved_to(ctx: GuardContext, *, level: str) -> str | None:
 
 @guard(
     "data_channel",
+    describe=lambda spec, *, level: (
+        f"data.channel is required: choose the {level} channel ({_served(spec, level)})"
+    ),
     check=_level_channels,
     admits=lambda spec, i, *, level: i.data_channel in spec.level_channels[level],
 )
@@ -226,7 +276,12 @@ def data_channel(ctx: GuardContext, *, level: str) -> str | None:
     return f"data.channel {value!r} is not a {level} channel (allowed: {', '.join(allowed)})"
 
 
-@guard("playbook_exhausted")
+@guard(
+    "playbook_exhausted",
+    describe=lambda spec: (
+        "every step of the category's playbook must be tried in order before escalating"
+    ),
+)
 def playbook_exhausted(ctx: GuardContext) -> str | None:
     cat = ctx.definition.category(ctx.ticket.kind, ctx.ticket.category)
     steps = cat.playbook if cat else []
@@ -240,14 +295,14 @@ def playbook_exhausted(ctx: GuardContext) -> str | None:
     )
 
 
-@guard("note_given")
+@guard("note_given", describe=lambda spec, *, purpose: f"a note is required: {purpose}")
 def note_given(ctx: GuardContext, *, purpose: str) -> str | None:
     if ctx.note is not None and ctx.note.strip():
         return None
     return f"a note is required: {purpose}"
 
 
-@guard("data_true")
+@guard("data_true", describe=lambda spec, *, field: f"data.{field} must be true")
 def data_true(ctx: GuardContext, *, field: str) -> str | None:
     value = ctx.data.get(field)
     if value is True:
@@ -256,7 +311,10 @@ def data_true(ctx: GuardContext, *, field: str) -> str | None:
     return f"data.{field} must be true ({got})"
 
 
-@guard("data_positive")
+@guard(
+    "data_positive",
+    describe=lambda spec, *, field: f"data.{field} must be a number greater than 0",
+)
 def data_positive(ctx: GuardContext, *, field: str) -> str | None:
     value = ctx.data.get(field)
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
@@ -265,17 +323,24 @@ def data_positive(ctx: GuardContext, *, field: str) -> str | None:
     return f"data.{field} must be a number greater than 0 ({got})"
 
 
-@guard("data_one_of", check=_values_list)
+@guard(
+    "data_one_of",
+    describe=lambda spec, *, field, values: f"data.{field} must be one of {_listed(values)}",
+    check=_values_list,
+)
 def data_one_of(ctx: GuardContext, *, field: str, values: list[Any]) -> str | None:
     value = ctx.data.get(field)
     if value in values:
         return None
     got = "missing" if value is None else f"got {value!r}"
-    return f"data.{field} must be one of {', '.join(map(str, values))} ({got})"
+    return f"data.{field} must be one of {_listed(values)} ({got})"
 
 
 @guard(
     "admin_class",
+    describe=lambda spec, *, allowed: (
+        f"the category must be administrative class {'/'.join(allowed)}"
+    ),
     check=_admin_classes,
     admits=lambda spec, i, *, allowed: getattr(_category(spec, i), "admin_class", None) in allowed,
 )
@@ -288,7 +353,13 @@ def admin_class(ctx: GuardContext, *, allowed: list[str]) -> str | None:
     return f"category {ctx.ticket.category!r} is administrative class {actual}, not {wanted}"
 
 
-@guard("within_reopen_window")
+@guard(
+    "within_reopen_window",
+    describe=lambda spec: (
+        f"reopening is allowed within {spec.reopen_window_days:g} days of the resolution "
+        "(open a new ticket instead)"
+    ),
+)
 def within_reopen_window(ctx: GuardContext) -> str | None:
     days = ctx.definition.spec.reopen_window_days
     since = ctx.now - ctx.ticket.state_entered_at

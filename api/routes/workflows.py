@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from workflow import Definition
+from workflow.guards import sentence
 
 from ..deps import EngineDep, PrincipalDep
 from ..schemas import WorkflowDetail, WorkflowSummary, WorkflowVersion
@@ -34,11 +35,17 @@ def get_workflow(
     name: str, engine: EngineDep, _caller: PrincipalDep, version: str | None = None
 ) -> WorkflowDetail:
     """One definition (the current version, or `?version=` by human version or hash), with
-    every stored version of it."""
+    every stored version of it and each transition's guards as plain sentences."""
     d = engine.definition(name, version)
     versions = [
         WorkflowVersion(version=v, hash=h, first_seen=at) for v, h, at in engine.versions(name)
     ]
+    sentences = [[sentence(d.spec, g) for g in t.guards] for t in d.spec.transitions]
     return WorkflowDetail.model_validate(
-        {**_summary(d), "versions": versions, "definition": d.to_dict()}
+        {
+            **_summary(d),
+            "versions": versions,
+            "definition": d.to_dict(),
+            "guard_sentences": sentences,
+        }
     )

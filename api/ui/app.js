@@ -4,7 +4,9 @@
 const $ = (id) => document.getElementById(id);
 const KEY = "tierflow.token";
 const MIN_TITLE_PX = 13; // state titles are never drawn smaller than this when fitting
-const POLL_MS = 1000; // live load: a conditional GET (ETag, 304 when nothing moved) per second
+const POLL_MS = 1000; // live load without the stream: a conditional GET (ETag, 304 when nothing moved) per second
+const RETRY_MS = [1000, 2000, 5000, 10000, 30000]; // the stream's reconnect backoff
+const STALL_MS = 45000; // no byte (event or heartbeat) for this long: the stream is dead, reconnect
 
 // The token arrives in the fragment (#token=…), is kept for this tab only and leaves the address bar.
 function takeToken() {
@@ -17,7 +19,7 @@ function takeToken() {
   return sessionStorage.getItem(KEY) || "";
 }
 
-const state = { token: takeToken(), definition: null, ticket: null, view: null, etag: null, timer: null };
+const state = { token: takeToken(), definition: null, sentences: [], ticket: null, view: null, etag: null };
 
 function showError(message) {
   const box = $("error");
@@ -66,7 +68,9 @@ async function loadVersions() {
 async function loadDefinition() {
   const name = $("workflow").value;
   const version = $("version").value;
-  state.definition = (await api(`/v1/workflows/${encodeURIComponent(name)}?version=${encodeURIComponent(version)}`)).definition;
+  const detail = await api(`/v1/workflows/${encodeURIComponent(name)}?version=${encodeURIComponent(version)}`);
+  state.definition = detail.definition;
+  state.sentences = detail.guard_sentences;
   const d = state.definition;
   $("f-state").replaceChildren(el("option", { value: "" }, "any state"),
     ...Object.entries(d.states).map(([k, s]) => el("option", { value: k }, s.title || k)));
@@ -83,7 +87,7 @@ function showParam() {
 }
 
 async function drawWorkflow() {
-  stopPolling();
+  stopLive();
   state.ticket = null;
   $("ticket-details").hidden = true;
   $("state-details").hidden = false;
@@ -91,7 +95,8 @@ async function drawWorkflow() {
   if ($("live").checked) {
     if (!account()) throw new Error("Enter an account slug for the live load.");
     state.etag = null;
-    await pollLive(true);
+    await refreshLive(true);
+    startLive();
     return;
   }
   const name = encodeURIComponent($("workflow").value);
@@ -99,27 +104,136 @@ async function drawWorkflow() {
   setDiagram(await api(url, { as: "text" }), true);
 }
 
-// --- live load: conditional polling ------------------------------------------------------------
-function stopPolling() {
-  if (state.timer) clearTimeout(state.timer);
-  state.timer = null;
-  $("live-status").textContent = "";
+// --- live load: the account's event stream, conditional polling while it is down ----------------
+// Any event of the account (GET …/stream, server-sent events) triggers a conditional GET of the
+// live diagram. EventSource cannot send the bearer token, so the stream is read with fetch(): the
+// reader parses the SSE frames, resumes after the last id seen (Last-Event-ID) and reconnects with
+// backoff. While it is not connected the page polls with If-None-Match (a 304 when nothing moved);
+// #live-status's data-mode says which: "stream", "polling" or "off".
+const live = { run: 0, abort: null, lastId: null, tries: 0, poll: null, retry: null, busy: null, again: false };
+
+function setMode(mode, text) {
+  $("live-status").dataset.mode = mode;
+  $("live-status").textContent = text;
 }
 
-async function pollLive(first = false) {
-  const name = encodeURIComponent($("workflow").value);
-  const headers = state.etag ? { "If-None-Match": state.etag } : {};
+function stopLive() {
+  live.run += 1; // every loop of an older run stops at its next step
+  if (live.abort) live.abort.abort();
+  clearTimeout(live.poll);
+  clearTimeout(live.retry);
+  Object.assign(live, { abort: null, lastId: null, tries: 0, poll: null, retry: null });
+  setMode("off", "");
+  $("live-updated").textContent = "";
+}
+
+function liveWanted(run) {
+  return run === live.run && $("live").checked && !state.ticket;
+}
+
+// One conditional GET of the live diagram; calls that arrive while one runs make one more after it.
+async function refreshLive(first = false) {
+  if (live.busy) { live.again = true; return live.busy; }
+  live.busy = (async () => {
+    do {
+      live.again = false;
+      const name = encodeURIComponent($("workflow").value);
+      const headers = state.etag ? { "If-None-Match": state.etag } : {};
+      try {
+        const res = await api(acctUrl(`/workflows/${name}/diagram.svg`), { as: "response", headers });
+        if (res) {
+          state.etag = res.headers.get("ETag");
+          setDiagram(await res.text(), first);
+          $("live-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+        }
+      } catch (err) {
+        showError(err.message);
+      }
+      first = false;
+    } while (live.again);
+  })();
+  try { await live.busy; } finally { live.busy = null; }
+}
+
+function startLive() {
+  const run = live.run;
+  setMode("polling", "connecting…");
+  poll(run);
+  connect(run);
+}
+
+function poll(run) {
+  clearTimeout(live.poll);
+  if (!liveWanted(run) || $("live-status").dataset.mode === "stream") return;
+  live.poll = setTimeout(async () => {
+    if (!liveWanted(run) || $("live-status").dataset.mode === "stream") return;
+    await refreshLive();
+    poll(run);
+  }, POLL_MS);
+}
+
+async function connect(run) {
+  if (!liveWanted(run)) return;
+  live.abort = new AbortController();
+  const headers = { Authorization: `Bearer ${state.token}`, Accept: "text/event-stream" };
+  if (live.lastId !== null) headers["Last-Event-ID"] = live.lastId;
+  let permanent = false;
+  let stall = null;
   try {
-    const res = await api(acctUrl(`/workflows/${name}/diagram.svg`), { as: "response", headers });
-    if (res) {
-      state.etag = res.headers.get("ETag");
-      setDiagram(await res.text(), first);
-      $("live-status").textContent = `updated ${new Date().toLocaleTimeString()}`;
+    const res = await fetch(acctUrl("/stream"), { headers, signal: live.abort.signal, cache: "no-store" });
+    if (!res.ok || !res.body) {
+      permanent = res.status >= 400 && res.status < 500 && res.status !== 429;
+      throw new Error(`stream: ${res.status} ${res.statusText}`);
+    }
+    live.tries = 0;
+    setMode("stream", "live (event stream)");
+    clearTimeout(live.poll);
+    refreshLive(); // what moved between the last drawing and this connection
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    const onStall = () => { stall = null; if (live.abort) live.abort.abort(); };
+    let buffer = "";
+    for (;;) {
+      clearTimeout(stall);
+      stall = setTimeout(onStall, STALL_MS);
+      const { value, done } = await reader.read();
+      if (done || !liveWanted(run)) break;
+      buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        onFrame(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+      }
     }
   } catch (err) {
-    showError(err.message);
+    if (!liveWanted(run)) return;
+    if (permanent) showError(`${err.message}: following the account by polling`);
+  } finally {
+    clearTimeout(stall);
   }
-  if ($("live").checked && !state.ticket) state.timer = setTimeout(() => pollLive(false), POLL_MS);
+  if (!liveWanted(run)) return;
+  setMode("polling", permanent ? "live (polling)" : "live (polling; the event stream reconnects)");
+  poll(run);
+  if (permanent) return;
+  const wait = RETRY_MS[Math.min(live.tries, RETRY_MS.length - 1)];
+  live.tries += 1;
+  live.retry = setTimeout(() => connect(run), wait);
+}
+
+// One SSE frame: "id:", "event:" and "data:" lines; comments (heartbeats) start with ":".
+function onFrame(frame) {
+  let type = "message";
+  let hasData = false;
+  for (const line of frame.split("\n")) {
+    if (!line || line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "id") live.lastId = value;
+    else if (field === "event") type = value;
+    else if (field === "data") hasData = true;
+  }
+  if (hasData && (type.startsWith("ticket.") || type === "resync")) refreshLive();
 }
 
 // --- the inline SVG: fit, pan, zoom -------------------------------------------------------------
@@ -246,29 +360,27 @@ function roles(list) {
   return list.flatMap((r) => groups[r] || [r]);
 }
 
-function guardText(g) {
-  const args = Object.entries(g.args || {}).map(([k, v]) => `${k.replace(/_/g, " ")}: ${Array.isArray(v) ? v.join(" or ") : v}`);
-  return `${g.name.replace(/_/g, " ")}${args.length ? ` (${args.join("; ")})` : ""}${g.hint ? ` — ${g.hint}` : ""}`;
-}
-
 function selectState(name, group) {
   for (const g of document.querySelectorAll("#diagram g.selected")) g.classList.remove("selected");
   if (group) group.classList.add("selected");
   const d = state.definition;
   const spec = d.states[name];
-  const out = d.transitions.filter((t) => t.source.includes(name));
+  // each guard as the API words it (GET /v1/workflows/{name}: guard_sentences, one list per transition)
+  const out = d.transitions.map((t, i) => [t, state.sentences[i] || []]).filter(([t]) => t.source.includes(name));
   const pauses = Object.entries(d.sla || {}).filter(([, c]) => (c.pause_in || []).includes(name)).map(([k]) => k);
-  const rows = out.map((t) => el("tr", {},
-    el("td", {}, el("b", {}, t.trigger)),
-    el("td", {}, t.dest === "@return" ? "back where it came from" : t.dest),
-    el("td", {}, ...roles(t.roles).map((r) => el("span", { class: "tag" }, r))),
-    el("td", {}, ...(t.guards || []).map((g) => el("div", { class: "guard" }, guardText(g))))));
+  const rows = out.map(([t, sentences]) => el("li", {},
+    el("div", { class: "head" }, el("b", {}, t.trigger), " → ",
+      t.dest === "@return" ? "back where it came from" : (d.states[t.dest] || {}).title || t.dest),
+    el("div", { class: "roles" }, "by ", ...roles(t.roles).map((r) => el("span", { class: "tag" }, r))),
+    sentences.length
+      ? el("ul", { class: "guards" }, ...sentences.map((text, k) => el("li", { class: "guard", title: `guard: ${t.guards[k].name}` }, text)))
+      : el("div", { class: "muted" }, "no guard")));
   $("state-details").replaceChildren(
     el("h2", { id: "state-title" }, `${spec.title || name} (${name})`),
     el("p", {}, `group: ${spec.group}`, spec.level ? ` · level: ${spec.level}` : "", spec.final ? " · final" : ""),
     el("p", { id: "state-pauses" }, pauses.length ? `SLA clocks paused here: ${pauses.join(", ")}` : "No SLA clock pauses here."),
     out.length
-      ? el("table", { id: "transitions" }, el("tr", {}, el("th", {}, "trigger"), el("th", {}, "to"), el("th", {}, "roles"), el("th", {}, "guards")), ...rows)
+      ? el("ul", { id: "transitions" }, ...rows)
       : el("p", {}, "No transition leaves this state."));
   $("state-details").hidden = false;
   $("ticket-details").hidden = true;
@@ -317,7 +429,7 @@ function eventText(e) {
 
 async function openTicket(id) {
   if (!account()) throw new Error("Enter the ticket's account slug first.");
-  stopPolling();
+  stopLive();
   const base = acctUrl(`/tickets/${encodeURIComponent(id)}`);
   const [ticket, events, triggers, svg] = await Promise.all([
     api(base), api(`${base}/events`), api(`${base}/triggers`), api(`${base}/diagram.svg`, { as: "text" })]);

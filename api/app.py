@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,10 +18,12 @@ from fastapi_offline import FastAPIOffline
 from workflow import Tierflow, outbox, schema
 from workflow.db import Database
 from workflow.queries import FILTERS, known_values
+from workflow.webhooks import Webhooks, load_key
+from workflow.webhooks_dispatch import Dispatcher
 
 from . import observability, problems
 from .edge import Edge
-from .routes import accounts, diagrams, events, health, tickets, workflows
+from .routes import accounts, diagrams, events, health, tickets, webhooks, workflows
 from .settings import Settings
 from .tokens import TokenStore
 
@@ -52,8 +55,17 @@ def create_app(
             max_received_age=timedelta(days=settings.max_received_age_days),
         )
 
+    hooks = Webhooks(
+        engine,
+        load_key(engine.db.url, key=settings.webhooks_key, key_file=settings.webhooks_key_file),
+        allow_private=settings.webhooks_allow_private,
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        dispatching = contextlib.ExitStack()
+        if background and settings.webhooks_dispatch:
+            dispatching.enter_context(_dispatching(hooks, settings))
         task = None
         if background and settings.sla_scan_seconds > 0:
             task = asyncio.create_task(_scan_forever(engine, settings.sla_scan_seconds))
@@ -61,7 +73,8 @@ def create_app(
         if background:
             pruner = asyncio.create_task(_prune_forever(engine, settings.events_retention_days))
         try:
-            yield
+            with dispatching:
+                yield
         finally:
             if pruner is not None:
                 pruner.cancel()
@@ -84,6 +97,7 @@ def create_app(
     app.state.engine = engine
     app.state.settings = settings
     app.state.tokens = TokenStore(engine, settings.admin_token)
+    app.state.webhooks = hooks
     problems.install(app)
     problems.document(app, lambda: vocabulary(engine))
     app.add_middleware(
@@ -93,7 +107,7 @@ def create_app(
     observability.install(app, access_log=settings.access_log)
     observability.observe_engine(engine)
     # tickets first: routes are matched in order, and the trigger route is the busiest
-    for module in (tickets, health, accounts, workflows, diagrams, events):
+    for module in (tickets, health, accounts, workflows, diagrams, events, webhooks):
         app.include_router(module.router)
     app.mount("/ui", StaticFiles(directory=UI, html=True), name="ui")
     return app
@@ -158,3 +172,38 @@ async def _prune_forever(engine: Tierflow, retention_days: float) -> None:
         except Exception:
             log.exception("pruning the outbox failed; retrying in an hour")
         await asyncio.sleep(3600)
+
+
+@contextlib.contextmanager
+def _dispatching(hooks: Webhooks, settings: Settings) -> Iterator[Dispatcher]:
+    """The webhook dispatcher in a thread of this process, woken by this process's commits
+    (and every ``webhooks_poll_seconds`` for the others'). On SQLite the dispatchers of
+    several workers take turns through a file lock; on PostgreSQL they share the work."""
+    engine = hooks.tf
+    dispatcher = Dispatcher(
+        hooks,
+        timeout=settings.webhooks_timeout_seconds,
+        observer=observability.observe_webhook,
+    )
+    stop, wake = threading.Event(), threading.Event()
+
+    def on_commit(*_: object) -> None:
+        wake.set()
+
+    engine.observers.append(on_commit)
+    thread = threading.Thread(
+        target=dispatcher.run_forever,
+        args=(stop,),
+        kwargs={"poll": settings.webhooks_poll_seconds, "wake": wake},
+        name="tierflow-webhooks",
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield dispatcher
+    finally:
+        engine.observers.remove(on_commit)
+        stop.set()
+        wake.set()
+        thread.join(timeout=settings.webhooks_timeout_seconds + 5)
+        dispatcher.close()

@@ -8,6 +8,7 @@
     tierflow auto-close           close tickets past their definition's auto-close delay now
     tierflow render               draw a workflow (or a ticket's place in it)
     tierflow tokens create|reset-admin   issue an account token / replace the admin token
+    tierflow webhooks dispatch    send due webhook deliveries (one pass, or --loop)
 
 Every option and argument has one line of help (``tests/test_cli.py`` walks the parser). A new
 command group is one ``sub.add_parser`` plus its handlers, as ``db`` and ``tokens`` are.
@@ -151,6 +152,42 @@ def _auto_close(args: argparse.Namespace) -> int:
     return 0
 
 
+def _webhooks_dispatch(args: argparse.Namespace) -> int:
+    import threading
+
+    from workflow.webhooks import Webhooks, load_key
+    from workflow.webhooks_dispatch import Dispatcher
+
+    from .settings import Settings
+
+    settings = Settings()
+    tf = _existing(args.database_url)
+    key = load_key(tf.db.url, key=settings.webhooks_key, key_file=settings.webhooks_key_file)
+    hooks = Webhooks(tf, key, allow_private=settings.webhooks_allow_private)
+    dispatcher = Dispatcher(hooks, timeout=settings.webhooks_timeout_seconds)
+    try:
+        if args.loop:
+            print(f"webhooks dispatch: {_redacted(tf.db.url)}: every {args.poll:g} s (Ctrl-C ends)")
+            try:
+                dispatcher.run_forever(threading.Event(), poll=args.poll)
+            except KeyboardInterrupt:
+                return 0
+        total = done = 0
+        while True:  # one pass, repeated while it finds work (a long backlog, a chain)
+            r = dispatcher.run_once()
+            if r.skipped:
+                print("webhooks dispatch: another dispatcher holds this SQLite database; skipped")
+                return 0
+            total += r.attempted
+            done += r.delivered
+            if not (r.attempted or r.fanned_out):
+                break
+        print(f"webhooks dispatch: {total} attempt(s), {done} delivered")
+        return 0
+    finally:
+        dispatcher.close()
+
+
 def _serve(args: argparse.Namespace) -> int:
     from .server import serve
 
@@ -236,6 +273,15 @@ def parser() -> argparse.ArgumentParser:
         "reset-admin", help="replace the generated admin token; the old one stops working"
     )
     tr.set_defaults(func=_tokens_reset_admin)
+
+    wh = sub.add_parser("webhooks", help="webhook deliveries")
+    wh_sub = wh.add_subparsers(dest="webhooks_command", required=True)
+    wd = wh_sub.add_parser("dispatch", help="send due deliveries now (for cron), or --loop")
+    wd.add_argument("--loop", action="store_true", help="keep dispatching until interrupted")
+    wd.add_argument(
+        "--poll", type=float, default=1.0, help="seconds between idle passes with --loop"
+    )
+    wd.set_defaults(func=_webhooks_dispatch)
     return p
 
 

@@ -1,7 +1,8 @@
 """Metrics (Prometheus) and structured logs with a request id.
 
 * ``/metrics``: requests by route template and status, request latency, transitions by
-  trigger, guard refusals by guard, SLA breaches by clock, database time. With several uvicorn
+  trigger, guard refusals by guard, SLA breaches by clock, database time, event streams,
+  webhook attempts by outcome, webhook delivery lag, dead letters. With several uvicorn
   workers, ``tierflow serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` so every worker's figures are
   summed.
 * Every response carries ``X-Request-ID`` (the caller's, when it sends a sane one); log lines
@@ -38,6 +39,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from workflow import EventRecord, TicketView, Tierflow
+from workflow.webhooks_dispatch import Outcome
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 log = logging.getLogger("tierflow.http")
@@ -61,6 +63,19 @@ STREAM_CLIENTS = Gauge(
     "tierflow_stream_clients", "Event streams open (SSE)", multiprocess_mode="livesum"
 )
 STREAM_EVENTS = Counter("tierflow_stream_events_total", "Events sent on event streams", ["type"])
+WEBHOOK_DELIVERIES = Counter(
+    "tierflow_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome: delivered, failed (retry scheduled), dead",
+    ["outcome"],
+)
+WEBHOOK_LAG = Histogram(
+    "tierflow_webhook_delivery_lag_seconds",
+    "From an event's commit to its receiver's 2xx",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
+)
+WEBHOOK_DEAD_LETTERS = Counter(
+    "tierflow_webhook_dead_letters_total", "Webhook deliveries dead-lettered after their retries"
+)
 
 _children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 """Metric children per (method, route template, status): ``labels()`` on every request costs
@@ -195,6 +210,15 @@ def observe_engine(engine: Tierflow) -> None:
     if on_commit not in engine.observers:
         engine.observers.append(on_commit)
     engine.db.on_transaction = DB_SECONDS.inc
+
+
+def observe_webhook(outcome: Outcome) -> None:
+    """The dispatcher's observer: every attempt by outcome, the lag of each 2xx, dead letters."""
+    WEBHOOK_DELIVERIES.labels(outcome.outcome).inc()
+    if outcome.lag_seconds is not None:
+        WEBHOOK_LAG.observe(outcome.lag_seconds)
+    if outcome.outcome == "dead":
+        WEBHOOK_DEAD_LETTERS.inc()
 
 
 def count_guard_refusal(trigger: str, guards: list[str]) -> None:

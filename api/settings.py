@@ -30,3 +30,17 @@ class Settings(BaseSettings):
     """An idle event stream sends a comment line this often (keeps proxies from closing it)."""
     stream_poll_seconds: float = 0.5
     """How often an event stream looks for new events in the outbox."""
+    webhooks_key: str | None = None
+    """The key webhook signing secrets are derived from (at least 32 characters; the same on
+    every host). Unset: a key file beside the SQLite database, created on first start."""
+    webhooks_key_file: str | None = None
+    """Where the generated webhooks key is kept (default: ``<database>.webhooks-key`` for
+    SQLite, ``.tierflow/webhooks-key`` otherwise)."""
+    webhooks_allow_private: bool = False
+    """Deliver to loopback / private / link-local addresses too (tests, closed networks)."""
+    webhooks_dispatch: bool = True
+    """``serve`` sends webhooks (false: run ``tierflow webhooks dispatch`` elsewhere)."""
+    webhooks_timeout_seconds: float = 5.0
+    """A delivery attempt without an answer after this long has failed."""
+    webhooks_poll_seconds: float = 1.0
+    """How often an idle dispatcher looks for new events and due retries."""

@@ -25,6 +25,9 @@ __all__ = [
     "Ticket",
     "TicketEvent",
     "UTCDateTime",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]
 
 
@@ -244,3 +247,68 @@ class OutboxEvent(SQLModel, table=True):
     actor: str | None = Field(default=None, max_length=200)
     role: str | None = Field(default=None, max_length=40)
     at: datetime = _utc()
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """Where an account's events are delivered (see :mod:`workflow.webhooks`). The signing
+    secret is not stored: it is derived from the server's webhooks key and ``secret_salt``."""
+
+    __tablename__ = "webhook_subscription"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids (and so webhook-ids) never reused
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    url: str = Field(max_length=2000)
+    events: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    description: str = Field(default="", max_length=500)
+    active: bool = True
+    secret_salt: str = Field(max_length=64)
+    key_check: str = Field(max_length=16)
+    """Which webhooks key the secret was derived from (a fingerprint, not the key)."""
+    cursor: int = 0
+    """The last outbox sequence of the account turned into deliveries (or skipped)."""
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one subscription: the signed payload, its state and its retry clock."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        sa.UniqueConstraint("subscription_id", "sequence", name="uq_webhook_delivery_sequence"),
+        sa.Index("ix_webhook_delivery_head", "subscription_id", "status", "sequence"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: int = Field(foreign_key="webhook_subscription.id")
+    sequence: int
+    type: str = Field(max_length=40)
+    payload: str
+    """The JSON body, exactly as signed and sent (identical on every attempt)."""
+    status: str = Field(max_length=20)
+    """``pending``, ``delivered`` or ``dead``."""
+    attempts: int = 0
+    event_at: datetime = _utc()
+    """When the event's change committed (the start of its delivery lag)."""
+    window_start: datetime = _utc()
+    """Retries run until this plus the retry window (reset by a redelivery)."""
+    next_attempt_at: datetime | None = _utc(default=None)
+    delivered_at: datetime | None = _utc(default=None)
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=500)
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One HTTP attempt of a delivery: the delivery log."""
+
+    __tablename__ = "webhook_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="webhook_delivery.id", index=True)
+    number: int
+    at: datetime = _utc()
+    status_code: int | None = None
+    latency_ms: float | None = None
+    error: str | None = Field(default=None, max_length=500)

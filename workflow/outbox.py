@@ -97,6 +97,15 @@ class StoredEvent:
         parsed: dict[str, Any] = json.loads(self.ticket_json)
         return parsed
 
+    def payload(self) -> str:
+        """The event as JSON text, as the stream's ``data:`` and a webhook's body carry it."""
+        return (
+            f'{{"sequence":{self.sequence},"type":{json.dumps(self.type)},'
+            f'"at":{json.dumps(self.at.isoformat().replace("+00:00", "Z"))},'
+            f'"actor":{json.dumps(self.actor)},"role":{json.dumps(self.role)},'
+            f'"ticket":{self.ticket_json}}}'
+        )
+
 
 _EVENT_KEYS = tuple(c.key for c in OE.columns)
 _INSERT = Prepared(sa.insert(OE), keys=_EVENT_KEYS)

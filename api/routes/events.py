@@ -39,13 +39,7 @@ def visible(scope: Scope, event: StoredEvent) -> bool:
 
 
 def frame(event: StoredEvent) -> str:
-    data = (
-        f'{{"sequence":{event.sequence},"type":{json.dumps(event.type)},'
-        f'"at":{json.dumps(event.at.isoformat().replace("+00:00", "Z"))},'
-        f'"actor":{json.dumps(event.actor)},"role":{json.dumps(event.role)},'
-        f'"ticket":{event.ticket_json}}}'
-    )
-    return f"id: {event.sequence}\nevent: {event.type}\ndata: {data}\n\n"
+    return f"id: {event.sequence}\nevent: {event.type}\ndata: {event.payload()}\n\n"
 
 
 def resync_frame(asked: int, oldest: int) -> str:

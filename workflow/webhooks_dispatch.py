@@ -1,0 +1,460 @@
+"""The webhook dispatcher: turns outbox events into deliveries and sends them, signed.
+
+A pass (:meth:`Dispatcher.run_once`) takes every active subscription (several at a time, in a
+small thread pool) and
+
+1. *fans out*: the account's outbox events after the subscription's ``cursor`` become one
+   ``pending`` delivery each (when the subscription wants their type), and the cursor moves
+   past them - in one transaction, so an event becomes a delivery exactly once;
+2. *attempts*: the subscription's pending delivery with the lowest sequence (its *head*) is
+   sent when due, then the next, and so on: deliveries to one subscription are attempted in
+   sequence order. A failed attempt (no 2xx in time: an error status, a redirect, a timeout,
+   a refused address) is retried after an exponential backoff with jitter
+   (:class:`RetrySchedule`: about 5 s, 20 s, 80 s, ... up to 6 h between attempts) until the
+   retry window (24 h) is over; then the delivery is dead-lettered and the next one becomes
+   the head, so a dead letter never blocks the rest.
+
+Each attempt happens once:
+
+- PostgreSQL: the attempt runs inside a transaction holding the subscription's row lock,
+  taken with ``SELECT ... FOR UPDATE SKIP LOCKED``: any number of dispatchers (``serve``
+  processes, hosts, ``tierflow webhooks dispatch`` runs) share the subscriptions, and a
+  subscription being served by one is skipped by the others; the attempt is recorded in that
+  same transaction.
+- SQLite: one dispatcher per database - each pass first takes an exclusive, non-blocking
+  ``flock`` on ``<database>.webhooks.lock``, so of several ``serve`` workers (processes) one
+  runs a pass at a time, and the others skip it. The HTTP request is made outside any
+  transaction (SQLite has one writer: a slow receiver must not hold it), and the result is
+  recorded only if the delivery is still the one that was sent (same attempt count).
+
+Delivery is at least once: a crash between a receiver's answer and the commit of its record
+repeats that attempt, with the same ``webhook-id`` (receivers deduplicate on it).
+
+Scheduling reads the engine's clock (injectable: tests move it instead of sleeping); the
+``webhook-timestamp`` header is the wall-clock time of the attempt, which receivers check
+against their own clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+import standardwebhooks
+from sqlalchemy.engine import Connection
+
+from . import outbox
+from .webhooks import WA, WD, WS, Webhooks, key_check, secret_for, wants, webhook_id
+from .webhooks_urls import Refused, Target, resolve
+
+__all__ = ["Dispatcher", "Outcome", "PassResult", "RetrySchedule"]
+
+log = logging.getLogger("tierflow.webhooks")
+USER_AGENT = "tierflow-webhooks/1"
+MAX_ERROR = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySchedule:
+    """When a failed delivery is tried again: the n-th failure waits ``first * factor**(n-1)``
+    (at most ``cap``), less a random part of up to ``jitter`` of it (so receivers recovering
+    from an outage are not hit by every sender at once); a retry that would fall after
+    ``window`` from the first attempt is not made: the delivery is dead-lettered."""
+
+    first: timedelta = timedelta(seconds=5)
+    factor: float = 4.0
+    cap: timedelta = timedelta(hours=6)
+    window: timedelta = timedelta(hours=24)
+    jitter: float = 0.5
+
+    def delay(self, failures: int, rng: random.Random) -> timedelta:
+        base = min(self.first * self.factor ** (failures - 1), self.cap)
+        return base * (1 - self.jitter * rng.random())
+
+    def next_attempt(
+        self, failures: int, now: datetime, window_start: datetime, rng: random.Random
+    ) -> datetime | None:
+        """The instant of the next attempt after ``failures`` failed ones, or ``None``: dead."""
+        at = now + self.delay(failures, rng)
+        return at if at <= window_start + self.window else None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One attempt, as the metrics see it."""
+
+    outcome: str
+    """``delivered``, ``failed`` (a retry is scheduled) or ``dead`` (dead-lettered)."""
+    event_type: str
+    status_code: int | None
+    latency_ms: float | None
+    lag_seconds: float | None
+    """For ``delivered``: from the event's commit to the receiver's 2xx."""
+
+
+@dataclass
+class PassResult:
+    fanned_out: int = 0
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+    skipped: bool = False
+    """True when another dispatcher held the database (SQLite)."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def attempted(self) -> int:
+        return self.delivered + self.failed + self.dead
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for k, v in counts.items():
+                setattr(self, k, getattr(self, k) + v)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    status_code: int | None
+    latency_ms: float | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class Dispatcher:
+    """Sends the webhooks of one database. ``run_once`` for one pass (cron), ``run_forever``
+    inside ``serve``. ``observer`` hears every attempt (metrics)."""
+
+    def __init__(
+        self,
+        webhooks: Webhooks,
+        *,
+        timeout: float = 5.0,
+        schedule: RetrySchedule | None = None,
+        rng: random.Random | None = None,
+        wall: Callable[[], float] = time.time,
+        observer: Callable[[Outcome], None] | None = None,
+        concurrency: int = 4,
+        batch: int = 200,
+    ) -> None:
+        self.webhooks = webhooks
+        self.tf = webhooks.tf
+        self.timeout = timeout
+        self.schedule = schedule or RetrySchedule()
+        self.rng = rng or random.Random()
+        self._rng_lock = threading.Lock()
+        self.wall = wall
+        self.observer = observer
+        self.concurrency = concurrency
+        self.batch = batch
+        self._clients: dict[tuple[str, str, str, int], httpx.Client] = {}
+        self._clients_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="tierflow-webhooks")
+        self._local_lock = threading.Lock()
+        self._pg = self.tf.db.engine.dialect.name == "postgresql"
+
+    # --- passes ----------------------------------------------------------------------------
+    def run_once(self) -> PassResult:
+        """One pass over every active subscription: fan out new events, send what is due."""
+        result = PassResult()
+        with self._exclusive() as mine:
+            if not mine:
+                result.skipped = True
+                return result
+            with self.tf.db.read() as conn:
+                ids = list(
+                    conn.execute(sa.select(WS.c.id).where(WS.c.active).order_by(WS.c.id)).scalars()
+                )
+            for f in [self._pool.submit(self._serve, i, result) for i in ids]:
+                f.result()
+        return result
+
+    def run_forever(
+        self, stop: threading.Event, *, poll: float = 1.0, wake: threading.Event | None = None
+    ) -> None:
+        """Pass after pass until ``stop`` is set; idle passes wait ``poll`` seconds (or until
+        ``wake`` is set, e.g. by a commit in this process)."""
+        wake = wake or threading.Event()
+        while not stop.is_set():
+            wake.clear()
+            try:
+                busy = self.run_once()
+            except Exception:  # the dispatcher must outlive a database hiccup
+                log.exception("webhook dispatch pass failed; retrying in %.1f s", poll)
+                busy = PassResult()
+            if busy.attempted or busy.fanned_out:
+                continue
+            wake.wait(poll)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        with self._clients_lock:
+            for c in self._clients.values():
+                c.close()
+            self._clients.clear()
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[bool]:
+        if self._pg:
+            yield True  # row locks share the work
+            return
+        if not self._local_lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            path = _lock_path(self.tf.db.url)
+            if path is None:
+                yield True
+                return
+            import fcntl
+
+            with path.open("a") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    yield False
+                    return
+                try:
+                    yield True
+                finally:
+                    fcntl.flock(f, fcntl.LOCK_UN)
+        finally:
+            self._local_lock.release()
+
+    def _serve(self, subscription_id: int, result: PassResult) -> None:
+        try:
+            result.add(fanned_out=self._fan_out(subscription_id))
+            for _ in range(self.batch):
+                outcome = self._attempt(subscription_id)
+                if outcome is None:
+                    break
+                result.add(**{outcome: 1})
+        except Exception:
+            log.exception("webhook subscription %s: dispatch failed", subscription_id)
+
+    # --- fan-out ---------------------------------------------------------------------------
+    def _fan_out(self, subscription_id: int) -> int:
+        with self.tf.db.read() as conn:
+            sub = conn.execute(sa.select(WS).where(WS.c.id == subscription_id)).mappings().first()
+            if sub is None or not sub["active"]:
+                return 0
+            high = conn.execute(
+                sa.select(sa.func.max(outbox.OE.c.sequence)).where(
+                    outbox.OE.c.account_id == sub["account_id"]
+                )
+            ).scalar()
+        if not high or high <= sub["cursor"]:
+            return 0
+        account = self.tf.account_slug(sub["account_id"])
+        events = outbox.read_after(self.tf, account, sub["cursor"], limit=500)
+        if not events:
+            return 0
+        rows = [
+            {
+                "subscription_id": subscription_id,
+                "sequence": e.sequence,
+                "type": e.type,
+                "payload": e.payload(),
+                "status": "pending",
+                "attempts": 0,
+                "event_at": e.at,
+                "window_start": e.at,
+                "next_attempt_at": e.at,
+            }
+            for e in events
+            if wants(sub["events"], e.type)
+        ]
+        with self.tf.db.write() as conn:
+            locked = self._lock_subscription(conn, subscription_id)
+            if locked is None or locked["cursor"] != sub["cursor"] or not locked["active"]:
+                return 0  # another dispatcher did it, or it changed meanwhile
+            if rows:
+                conn.execute(sa.insert(WD), rows)
+            conn.execute(
+                sa.update(WS).where(WS.c.id == subscription_id).values(cursor=events[-1].sequence)
+            )
+        return len(rows)
+
+    def _lock_subscription(self, conn: Connection, subscription_id: int) -> Any:
+        q = sa.select(WS).where(WS.c.id == subscription_id)
+        if self._pg:
+            q = q.with_for_update(skip_locked=True)
+        return conn.execute(q).mappings().first()
+
+    # --- attempts --------------------------------------------------------------------------
+    def _attempt(self, subscription_id: int) -> str | None:
+        """Send the subscription's head delivery if it is due; the outcome, or ``None`` when
+        nothing was due (or another dispatcher is serving the subscription)."""
+        if self._pg:
+            with self.tf.db.engine.connect() as conn, conn.begin():
+                sub = self._lock_subscription(conn, subscription_id)
+                head = self._due_head(conn, sub)
+                if head is None:
+                    return None
+                at = self.tf.clock()
+                sent = self._send(sub, head)
+                return self._record(conn, head, sent, at)
+        with self.tf.db.read() as conn:
+            sub = conn.execute(sa.select(WS).where(WS.c.id == subscription_id)).mappings().first()
+            head = self._due_head(conn, sub)
+        if head is None:
+            return None
+        at = self.tf.clock()
+        sent = self._send(sub, head)
+        with self.tf.db.write() as conn:
+            return self._record(conn, head, sent, at)
+
+    def _due_head(self, conn: Connection, sub: Any) -> Any:
+        if sub is None or not sub["active"]:
+            return None
+        head = (
+            conn.execute(
+                sa.select(WD)
+                .where(WD.c.subscription_id == sub["id"], WD.c.status == "pending")
+                .order_by(WD.c.sequence)
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+        if head is None or head["next_attempt_at"] > self.tf.clock():
+            return None
+        return head
+
+    def _record(self, conn: Connection, head: Any, sent: _Sent, at: datetime) -> str | None:
+        now = self.tf.clock()
+        number = head["attempts"] + 1
+        values: dict[str, Any] = {
+            "attempts": number,
+            "last_status_code": sent.status_code,
+            "last_error": sent.error,
+        }
+        if sent.ok:
+            outcome = "delivered"
+            values.update(status="delivered", delivered_at=now, next_attempt_at=None)
+        else:
+            with self._rng_lock:
+                retry = self.schedule.next_attempt(number, now, head["window_start"], self.rng)
+            outcome = "failed" if retry is not None else "dead"
+            values.update(status="pending" if retry is not None else "dead", next_attempt_at=retry)
+        changed = conn.execute(
+            sa.update(WD)
+            .where(
+                WD.c.id == head["id"],
+                WD.c.attempts == head["attempts"],
+                WD.c.status == "pending",
+            )
+            .values(values)
+        ).rowcount
+        if not changed:  # deleted or redelivered while we sent: that attempt is not ours
+            return None
+        conn.execute(
+            sa.insert(WA),
+            {
+                "delivery_id": head["id"],
+                "number": number,
+                "at": at,
+                "status_code": sent.status_code,
+                "latency_ms": sent.latency_ms,
+                "error": sent.error,
+            },
+        )
+        if self.observer is not None:
+            lag = (now - head["event_at"]).total_seconds() if sent.ok else None
+            self.observer(Outcome(outcome, head["type"], sent.status_code, sent.latency_ms, lag))
+        return outcome
+
+    def _send(self, sub: Any, head: Any) -> _Sent:
+        key = self.webhooks.key
+        if sub["key_check"] != key_check(key):
+            return _Sent(
+                None,
+                None,
+                "not sent: this server's webhooks key is not the one the subscription's secret "
+                "was made with (set the same TIERFLOW_WEBHOOKS_KEY on every host)",
+            )
+        try:
+            target = resolve(
+                sub["url"],
+                allow_private=self.webhooks.allow_private,
+                resolver=self.webhooks.resolver,
+            )
+        except Refused as exc:
+            return _Sent(None, None, f"not sent: url {exc.reason}"[:MAX_ERROR])
+        msg_id = webhook_id(sub["id"], head["sequence"])
+        stamp = datetime.fromtimestamp(math.floor(self.wall()), UTC)
+        signature = standardwebhooks.Webhook(secret_for(key, sub["secret_salt"])).sign(
+            msg_id, stamp, head["payload"]
+        )
+        headers = {
+            "host": _host_header(target),
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(stamp.timestamp())),
+            "webhook-signature": signature,
+        }
+        url = httpx.URL(target.url).copy_with(host=target.address)
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        start = time.perf_counter()
+        try:
+            with self._client(target).stream(
+                "POST",
+                url,
+                content=head["payload"].encode(),
+                headers=headers,
+                extensions=extensions,
+            ) as answer:
+                code = answer.status_code
+        except httpx.TimeoutException:
+            return _Sent(None, _ms(start), f"timed out after {self.timeout:g} s")
+        except httpx.HTTPError as exc:
+            return _Sent(None, _ms(start), f"{type(exc).__name__}: {exc}"[:MAX_ERROR])
+        error = None if 200 <= code < 300 else f"answered {code}"
+        return _Sent(code, _ms(start), error)
+
+    def _client(self, target: Target) -> httpx.Client:
+        """One client (connection pool) per host name and address: a kept-alive TLS connection
+        is never reused for another name."""
+        k = (target.scheme, target.host, target.address, target.port)
+        with self._clients_lock:
+            client = self._clients.get(k)
+            if client is None:
+                client = self._clients[k] = httpx.Client(
+                    timeout=self.timeout,
+                    follow_redirects=False,
+                    trust_env=False,  # never through a proxy from the environment
+                    limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
+                )
+            return client
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+def _host_header(target: Target) -> str:
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    default = 443 if target.scheme == "https" else 80
+    return host if target.port == default else f"{host}:{target.port}"
+
+
+def _lock_path(url: str) -> Path | None:
+    u = sa.engine.make_url(url)
+    if u.database and u.database != ":memory:":
+        return Path(f"{u.database}.webhooks.lock")
+    return None

@@ -7,7 +7,7 @@
     tierflow db upgrade|status    migrate the schema / show its revision
     tierflow auto-close           close tickets past their definition's auto-close delay now
     tierflow render               draw a workflow (or a ticket's place in it)
-    tierflow tokens create|reset-admin   issue an account token / replace the admin token
+    tierflow tokens create|list|revoke|reset-admin   account tokens / rotate the admin token
     tierflow webhooks dispatch    send due webhook deliveries (one pass, or --loop)
 
 Every option and argument has one line of help (``tests/test_cli.py`` walks the parser). A new
@@ -94,9 +94,32 @@ def _tokens_create(args: argparse.Namespace) -> int:
 
     tf = _existing(args.database_url)
     name = args.name or f"{args.role} (tierflow tokens create)"
-    token_id, token = TokenStore(tf, None).issue(account=args.account, role=args.role, name=name)
-    print(f"token {token_id} for {args.account} as {args.role} ({name}); shown once:")
+    token_id, token, user = TokenStore(tf, None).issue(
+        account=args.account, role=args.role, name=name, user_id=args.user
+    )
+    who = name if user is None else user.name
+    print(f"token {token_id} for {args.account} as {args.role} ({who}); shown once:")
     print(token)
+    return 0
+
+
+def _tokens_list(args: argparse.Namespace) -> int:
+    from .tokens import TokenStore
+
+    tf = _existing(args.database_url)
+    for t in TokenStore(tf, None).tokens(account=args.account):
+        who = f"user {t.user.id} {t.user.name}" if t.user else f"integration {t.name}"
+        state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+        print(f"{t.id}\t{t.role}\t{who}\t{state}")
+    return 0
+
+
+def _tokens_revoke(args: argparse.Namespace) -> int:
+    from .tokens import TokenStore
+
+    tf = _existing(args.database_url)
+    TokenStore(tf, None).revoke(account=args.account, token_id=args.id)
+    print(f"token {args.id} of {args.account} revoked; every server refuses it within a second")
     return 0
 
 
@@ -267,8 +290,20 @@ def parser() -> argparse.ArgumentParser:
     tc = tok_sub.add_parser("create", help="issue a token for one account and role; print it once")
     tc.add_argument("--account", required=True, help="account slug (e.g. demo)")
     tc.add_argument("--role", required=True, help="role the token acts as (e.g. l1_agent)")
-    tc.add_argument("--name", default=None, help="who or what holds it (default: the role)")
+    tc.add_argument(
+        "--name",
+        default=None,
+        help="the new person (or, for role integration, the integration); default: the role",
+    )
+    tc.add_argument("--user", type=int, default=None, help="a token for this existing user id")
     tc.set_defaults(func=_tokens_create)
+    tl = tok_sub.add_parser("list", help="the account's tokens (never the secrets)")
+    tl.add_argument("--account", required=True, help="account slug")
+    tl.set_defaults(func=_tokens_list)
+    tv = tok_sub.add_parser("revoke", help="revoke a token; servers refuse it within a second")
+    tv.add_argument("--account", required=True, help="account slug")
+    tv.add_argument("--id", type=int, required=True, help="the token's id (see `tokens list`)")
+    tv.set_defaults(func=_tokens_revoke)
     tr = tok_sub.add_parser(
         "reset-admin", help="replace the generated admin token; the old one stops working"
     )

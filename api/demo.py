@@ -29,6 +29,17 @@ PLAN = (
 )
 TAKE = ("fire", "take", "executive", None, None)
 
+# the demo's people: (name, e-mail, role); the integration has a token but is nobody
+PEOPLE = [
+    ("Ana Pérez", "ana.perez@demo.example", "customer"),
+    ("Camila Rojas", "camila.rojas@demo.example", "l1_agent"),
+    ("Diego Muñoz", "diego.munoz@demo.example", "l2_specialist"),
+    ("Valentina Soto", "valentina.soto@demo.example", "l3_engineer"),
+    ("Tomás Fuentes", "tomas.fuentes@demo.example", "executive"),
+    ("Isidora Vera", "isidora.vera@demo.example", "supervisor"),
+]
+INTEGRATION = "help center widget"
+
 # (subject, ticket fields, steps): one or more tickets per state
 TICKETS: list[tuple[str, dict[str, str], list[tuple[Any, ...]]]] = [
     ("Password reset email never arrives", TECH, []),
@@ -81,12 +92,17 @@ def load_demo(tf: Tierflow, tokens: TokenStore) -> dict[str, str] | None:
     except NotFound:
         pass
     tf.create_account(slug=ACCOUNT, name="Demo Scheduling Co.")
+    people = {
+        role: tf.create_user(account=ACCOUNT, name=name, email=email, roles=[role])
+        for name, email, role in PEOPLE
+    }
+    who = {role: u.name for role, u in people.items()}
     received = tf.clock() - timedelta(days=3)
     for i, (subject, fields, steps) in enumerate(TICKETS):
         t = tf.create_ticket(
             account=ACCOUNT,
             subject=subject,
-            actor="demo",
+            actor=who["customer"],
             role="customer",
             received_at=received + timedelta(hours=5 * i),
             **fields,
@@ -94,7 +110,7 @@ def load_demo(tf: Tierflow, tokens: TokenStore) -> dict[str, str] | None:
         for step in steps:
             if step[0] == "fields":
                 tf.update_fields(
-                    account=ACCOUNT, ticket_id=t.id, role=step[1], actor="demo", **step[2]
+                    account=ACCOUNT, ticket_id=t.id, role=step[1], actor=who[step[1]], **step[2]
                 )
             elif step[0] == "step":
                 tf.record_playbook_step(
@@ -103,7 +119,7 @@ def load_demo(tf: Tierflow, tokens: TokenStore) -> dict[str, str] | None:
                     step=step[1],
                     outcome=step[2],
                     role="l1_agent",
-                    actor="demo",
+                    actor=who["l1_agent"],
                 )
             else:
                 _, trigger, role, note, data = step
@@ -112,9 +128,13 @@ def load_demo(tf: Tierflow, tokens: TokenStore) -> dict[str, str] | None:
                     ticket_id=t.id,
                     trigger=trigger,
                     role=role,
-                    actor="demo",
+                    actor=who[role],
                     note=note,
                     data=data,
                 )
-    roles = sorted({r for d in tf.definitions() for r in d.spec.roles})
-    return {r: tokens.issue(account=ACCOUNT, role=r, name=f"demo {r}")[1] for r in roles}
+    issued = {
+        role: tokens.issue(account=ACCOUNT, role=role, name="demo", user_id=u.id)[1]
+        for role, u in people.items()
+    }
+    issued["integration"] = tokens.issue(account=ACCOUNT, role="integration", name=INTEGRATION)[1]
+    return issued

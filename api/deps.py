@@ -39,7 +39,7 @@ def _principal(tokens: TokenStore, authorization: str | None) -> Principal:
         raise Unauthorized("Authorization header must be 'Bearer <token>'")
     principal = tokens.resolve(token.strip())
     if principal is None:
-        raise Unauthorized("unknown or revoked token")
+        raise Unauthorized("unknown, expired or revoked token")
     return principal
 
 

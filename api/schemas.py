@@ -9,7 +9,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
-from workflow import EventView, Option, TicketView
+from workflow import EventView, Option, TicketView, User
+
+from .tokens import TokenInfo
 
 
 def _no_nul(value: str) -> str:
@@ -82,17 +84,109 @@ class AccountPublic(BaseModel):
 
 
 class TokenCreate(BaseModel):
-    model_config = _examples({"role": "l1_agent", "name": "chat widget"})
+    model_config = _examples(
+        {"role": "integration", "name": "chat widget"},
+        {"role": "l1_agent", "name": "Camila Rojas", "email": "camila@example.com"},
+        {
+            "role": "l2_specialist",
+            "name": "laptop",
+            "user_id": 7,
+            "expires_at": "2027-01-31T00:00:00Z",
+        },
+    )
 
     role: Text = Field(min_length=1, max_length=40)
+    name: Text = Field(
+        min_length=1,
+        max_length=200,
+        description="With `user_id`: the token's label. Otherwise the integration's name "
+        "(role `integration`) or the new person's name (any other role).",
+    )
+    user_id: int | None = Field(
+        default=None, description="A token for this existing user, who must hold `role`."
+    )
+    email: EmailStr | None = Field(
+        default=None, description="The new person's e-mail (without `user_id` only)."
+    )
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="The token stops working at this instant (ISO 8601 with offset)."
+    )
+
+
+class UserCreate(BaseModel):
+    model_config = _examples(
+        {"name": "Ana Pérez", "email": "ana@example.com", "roles": ["customer"]},
+        {
+            "name": "Camila Rojas",
+            "email": "camila@example.com",
+            "roles": ["l1_agent", "l2_specialist"],
+        },
+    )
+
     name: Text = Field(min_length=1, max_length=200)
+    email: EmailStr | None = None
+    roles: list[Text] = Field(min_length=1, max_length=20)
+    org_wide: bool = Field(
+        default=False,
+        description="A requester who sees every ticket of the account, not only their own.",
+    )
+
+
+class UserPublic(BaseModel):
+    id: int
+    name: str
+    email: str | None
+    roles: list[str]
+    org_wide: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, u: User) -> UserPublic:
+        return cls(
+            id=u.id,
+            name=u.name,
+            email=u.email,
+            roles=list(u.roles),
+            org_wide=u.org_wide,
+            created_at=u.created_at,
+        )
 
 
 class TokenPublic(BaseModel):
     id: int
     role: str
     name: str
+    user: UserPublic | None = Field(description="The person it acts for; null: an integration's.")
+    expires_at: datetime | None
     token: str = Field(description="Shown only in this answer; only its hash is stored.")
+
+
+class TokenInfoPublic(BaseModel):
+    """A token as `GET …/tokens` lists it: never the secret."""
+
+    id: int
+    role: str
+    name: str
+    user: UserPublic | None
+    created_at: datetime
+    last_used_at: datetime | None = Field(
+        description="To the minute (written at most once a minute)."
+    )
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, t: TokenInfo) -> TokenInfoPublic:
+        return cls(
+            id=t.id,
+            role=t.role,
+            name=t.name,
+            user=None if t.user is None else UserPublic.of(t.user),
+            created_at=t.created_at,
+            last_used_at=t.last_used_at,
+            expires_at=t.expires_at,
+            revoked_at=t.revoked_at,
+        )
 
 
 # --- tickets -------------------------------------------------------------------------------

@@ -1,33 +1,67 @@
-"""Bearer tokens: one account and one role each (or the platform admin's); stored hashed."""
+"""Bearer tokens: a person's (acting in one of their roles) or an integration's, of one
+account, or the platform admin's; stored hashed, optionally expiring, revocable.
+
+A resolved token is remembered for at most :data:`CACHE_SECONDS` per process: a revoked or
+expired token is refused within that time on every worker and host (each re-reads the row),
+and the admin token is never remembered at all.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from workflow import InputError, Tierflow
-from workflow.models import ApiToken
+from workflow import InputError, NotFound, Tierflow, User
+from workflow.models import AccountUser, ApiToken
 
 TOK = ApiToken.__table__  # type: ignore[attr-defined]
+USR = AccountUser.__table__  # type: ignore[attr-defined]
 ADMIN = "admin"
+INTEGRATION = "integration"
+CACHE_SECONDS = 0.5
+"""How long a process trusts a token it resolved before reading its row again."""
+LAST_USED_EVERY = timedelta(minutes=1)
+"""``last_used_at`` is written at most this often per token (a write per request would cost)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: an account's role, or the platform admin (``account`` None)."""
+    """Who is calling: a person or an integration of an account in one role, or the platform
+    admin (``account`` None)."""
 
     token_id: int | None
     account: str | None
     role: str
     name: str
+    """The person's name, or the integration's: what the history records as the actor."""
+    user_id: int | None = None
+    org_wide: bool = False
+    expires_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == ADMIN and self.account is None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A token as a supervisor may see it: never the secret."""
+
+    id: int
+    role: str
+    name: str
+    user: User | None
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
 
 
 def digest(token: str) -> str:
@@ -35,13 +69,19 @@ def digest(token: str) -> str:
 
 
 class TokenStore:
-    """Issues and resolves tokens. Resolved tokens are cached: they never change once issued."""
+    """Issues, lists, revokes and resolves tokens."""
 
-    def __init__(self, tf: Tierflow, admin_token: str | None) -> None:
+    def __init__(
+        self,
+        tf: Tierflow,
+        admin_token: str | None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.tf = tf
+        self._monotonic = monotonic
         self._admin_digest = digest(admin_token) if admin_token else None
-        self._cache: dict[str, Principal] = {}  # by digest
-        self._by_token: dict[str, Principal] = {}  # tokens seen: no hashing on the hot path
+        self._by_token: dict[str, tuple[Principal, float]] = {}  # token -> (who, read at)
 
     def ensure_admin(self) -> str | None:
         """With no admin token configured, create one on first start; return it (once)."""
@@ -54,68 +94,185 @@ class TokenStore:
         if exists is not None:
             return None
         token = "tfa_" + secrets.token_urlsafe(32)
-        self._insert(None, ADMIN, "platform admin", token)
+        self._insert(None, None, ADMIN, "platform admin", token, None)
         return token
 
     def reset_admin(self) -> str:
-        """Replace the generated admin token (delete every stored one, create a new one) and
+        """Rotate the generated admin token: delete every stored one, create a new one and
         return it, once. The old token stops working at once: admin tokens are never cached."""
         token = "tfa_" + secrets.token_urlsafe(32)
         with self.tf.db.write() as conn:
             conn.execute(sa.delete(TOK).where(TOK.c.account_id.is_(None), TOK.c.role == ADMIN))
-        self._insert(None, ADMIN, "platform admin", token)
+        self._insert(None, None, ADMIN, "platform admin", token, None)
         return token
 
-    def issue(self, *, account: str, role: str, name: str) -> tuple[int, str]:
+    def issue(
+        self,
+        *,
+        account: str,
+        role: str,
+        name: str,
+        user_id: int | None = None,
+        email: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> tuple[int, str, User | None]:
+        """A new token of ``account`` acting as ``role``; returns (id, the token, its user).
+
+        - ``user_id``: a token for that person (who must hold ``role``), labelled ``name``;
+        - else ``role`` integration: an integration's token, the integration named ``name``;
+        - else a new person named ``name`` (with ``email``) holding ``role``, and their token.
+        """
         roles = {r for d in self.tf.definitions() for r in d.spec.roles}
         if role not in roles:
             raise InputError("role", f"unknown role {role!r} (known: {', '.join(sorted(roles))})")
         if not name.strip():
             raise InputError("name", "must not be empty")
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                raise InputError("expires_at", "must carry a UTC offset (ISO 8601 with offset)")
+            if expires_at <= self.tf.clock():
+                raise InputError("expires_at", f"{expires_at.isoformat()} is not in the future")
+        user: User | None = None
+        if user_id is not None:
+            try:
+                user = self.tf.get_user(account=account, user_id=user_id)
+            except NotFound:
+                raise InputError("user_id", f"no user {user_id} in account {account!r}") from None
+            if role not in user.roles:
+                raise InputError(
+                    "role",
+                    f"user {user_id} ({user.name}) does not hold role {role!r} "
+                    f"(holds: {', '.join(user.roles)})",
+                )
+        elif role != INTEGRATION:
+            user = self.tf.create_user(account=account, name=name, roles=[role], email=email)
         token = "tft_" + secrets.token_urlsafe(32)
-        token_id = self._insert(self.tf.account_id(account), role, name.strip(), token)
-        return token_id, token
+        token_id = self._insert(
+            self.tf.account_id(account),
+            None if user is None else user.id,
+            role,
+            name.strip(),
+            token,
+            expires_at,
+        )
+        return token_id, token, user
 
-    def _insert(self, account_id: int | None, role: str, name: str, token: str) -> int:
+    def tokens(self, *, account: str) -> list[TokenInfo]:
+        """Every token of ``account`` (revoked ones too, with when), oldest first."""
+        account_id = self.tf.account_id(account)
+        users = {u.id: u for u in self.tf.users(account=account)}
+        with self.tf.db.read() as conn:
+            rows = conn.execute(
+                sa.select(TOK).where(TOK.c.account_id == account_id).order_by(TOK.c.id)
+            ).all()
+        return [
+            TokenInfo(
+                id=r.id,
+                role=r.role,
+                name=r.name,
+                user=None if r.user_id is None else users.get(r.user_id),
+                created_at=r.created_at,
+                last_used_at=r.last_used_at,
+                expires_at=r.expires_at,
+                revoked_at=r.revoked_at,
+            )
+            for r in rows
+        ]
+
+    def revoke(self, *, account: str, token_id: int) -> None:
+        """Revoke a token of ``account`` (again: nothing changes). Every process refuses it
+        within :data:`CACHE_SECONDS`."""
+        account_id = self.tf.account_id(account)
+        with self.tf.db.write() as conn:
+            row = conn.execute(
+                sa.select(TOK.c.revoked_at).where(
+                    TOK.c.id == token_id, TOK.c.account_id == account_id
+                )
+            ).first()
+            if row is None:
+                raise NotFound("token", token_id)
+            if row.revoked_at is None:
+                conn.execute(
+                    sa.update(TOK).where(TOK.c.id == token_id).values(revoked_at=self.tf.clock())
+                )
+        self._by_token = {t: p for t, p in self._by_token.items() if p[0].token_id != token_id}
+
+    def _insert(
+        self,
+        account_id: int | None,
+        user_id: int | None,
+        role: str,
+        name: str,
+        token: str,
+        expires_at: datetime | None,
+    ) -> int:
         with self.tf.db.write() as conn:
             res = conn.execute(
                 sa.insert(TOK).returning(TOK.c.id),
                 {
                     "account_id": account_id,
+                    "user_id": user_id,
                     "role": role,
                     "name": name,
                     "token_hash": digest(token),
                     "created_at": self.tf.clock(),
+                    "expires_at": expires_at,
                 },
             )
             return int(res.scalar_one())
 
     def resolve(self, token: str) -> Principal | None:
         known = self._by_token.get(token)
-        if known is not None:
-            return known
-        principal = self._resolve(token)
-        if principal is not None and not principal.is_admin and len(self._by_token) < 10_000:
-            self._by_token[token] = principal  # the admin token is always compared in full
+        if known is not None and self._monotonic() - known[1] < CACHE_SECONDS:
+            principal: Principal | None = known[0]
+        else:
+            principal = self._resolve(token)
+            if principal is not None and not principal.is_admin:
+                if len(self._by_token) >= 10_000:
+                    self._by_token.clear()
+                self._by_token[token] = (principal, self._monotonic())
+        if principal is None:
+            return None
+        if principal.expires_at is not None and principal.expires_at <= self.tf.clock():
+            return None
         return principal
 
     def _resolve(self, token: str) -> Principal | None:
         d = digest(token)
         if self._admin_digest is not None and hmac.compare_digest(d, self._admin_digest):
             return Principal(None, None, ADMIN, "platform admin")
-        cached = self._cache.get(d)
-        if cached is not None:
-            return cached
         with self.tf.db.read() as conn:
             row = conn.execute(
-                sa.select(TOK.c.id, TOK.c.account_id, TOK.c.role, TOK.c.name).where(
-                    TOK.c.token_hash == d
+                sa.select(
+                    TOK.c.id,
+                    TOK.c.account_id,
+                    TOK.c.role,
+                    TOK.c.name,
+                    TOK.c.user_id,
+                    TOK.c.expires_at,
+                    TOK.c.revoked_at,
+                    TOK.c.last_used_at,
+                    USR.c.name.label("user_name"),
+                    USR.c.org_wide,
                 )
+                .select_from(TOK.outerjoin(USR, USR.c.id == TOK.c.user_id))
+                .where(TOK.c.token_hash == d)
             ).first()
-        if row is None or (row.account_id is None and self._admin_digest is not None):
+        if row is None or row.revoked_at is not None:
+            return None
+        if row.account_id is None and self._admin_digest is not None:
             return None  # a configured admin token replaces any generated one
+        now = self.tf.clock()
+        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
+            with self.tf.db.write() as conn:
+                conn.execute(sa.update(TOK).where(TOK.c.id == row.id).values(last_used_at=now))
         account = None if row.account_id is None else self.tf.account_slug(row.account_id)
-        principal = Principal(row.id, account, row.role, row.name)
-        if not principal.is_admin:  # a reset admin token must stop working at once
-            self._cache[d] = principal
-        return principal
+        return Principal(
+            row.id,
+            account,
+            row.role,
+            row.name if row.user_name is None else row.user_name,
+            user_id=row.user_id,
+            org_wide=bool(row.org_wide),
+            expires_at=row.expires_at,
+        )

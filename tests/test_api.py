@@ -329,7 +329,7 @@ def test_forbidden(acme: Api) -> None:
     [
         (None, "missing Authorization header: send 'Authorization: Bearer <token>'"),
         ("Basic dXNlcjpwYXNz", "Authorization header must be 'Bearer <token>'"),
-        ("Bearer nope", "unknown or revoked token"),
+        ("Bearer nope", "unknown, expired or revoked token"),
     ],
 )
 def test_unauthorized(acme: Api, header: str | None, detail: str) -> None:
@@ -497,7 +497,11 @@ def test_supervisor_issues_tokens_for_its_account_only(acme: Api, globex: Api) -
         headers=acme.as_("supervisor"),
     )
     assert r.status_code == 201
-    assert set(r.json()) == {"id", "role", "name", "token"}
+    assert set(r.json()) == {"id", "role", "name", "user", "expires_at", "token"}
+    assert (r.json()["user"]["name"], r.json()["user"]["roles"]) == (
+        "night shift",
+        ["l2_specialist"],
+    )
     r = c.post(
         globex.url("/tokens"),
         json={"role": "l2_specialist", "name": "x"},

@@ -172,3 +172,24 @@ def test_readme_help_answers_and_leaves_the_readme_untouched() -> None:
     assert done.stdout.startswith("usage: python -m diagrams.readme")
     assert "rewrote" not in done.stdout
     assert (ROOT / "README.md").read_bytes() == before
+
+
+def test_tokens_list_and_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    tf = Tierflow(url)
+    tf.create_account(slug="demo", name="Demo")
+    store = TokenStore(tf, None)
+    _, ana_token, ana = store.issue(account="demo", role="l1_agent", name="Ana")
+    widget_id, _, _ = store.issue(account="demo", role="integration", name="widget")
+    assert ana is not None
+    assert cli(["--database-url", url, "tokens", "list", "--account", "demo"]) == 0
+    assert capsys.readouterr().out == (
+        f"1\tl1_agent\tuser {ana.id} Ana\tactive\n"
+        f"{widget_id}\tintegration\tintegration widget\tactive\n"
+    )
+    args = ["--database-url", url, "tokens", "revoke", "--account", "demo", "--id", "1"]
+    assert cli(args) == 0
+    assert "revoked" in capsys.readouterr().out
+    assert TokenStore(tf, None).resolve(ana_token) is None
+    assert cli([*args[:-1], "99"]) == 1
+    assert capsys.readouterr().err == "tierflow: token 99 not found\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,6 +68,7 @@ def test_one_json_line_per_request_with_exactly_these_fields(
     for line in lines:
         assert isinstance(line.pop("ts"), str)
         assert isinstance(line.pop("ms"), float | int)
+        assert line.pop("pid") == os.getpid()  # which worker served it
     assert lines == [
         {
             "level": "info",

@@ -7,16 +7,17 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from api.demo import load_demo
-from api.tokens import TokenStore
+from api.tokens import CACHE_SECONDS, TokenStore
 from tests.conftest import FakeClock
 from tests.live_server import ADMIN, free_port, live_server
-from workflow import Tierflow
+from workflow import InputError, Tierflow
 
 
 @pytest.fixture
@@ -171,31 +172,67 @@ def test_serve_refuses_an_outdated_schema(tmp_path: Path) -> None:
     assert "run `tierflow db upgrade`" in out.stderr
 
 
-def test_tokens_resolve_from_memory_once_seen_and_never_cache_a_miss(
+def test_tokens_resolve_from_memory_for_half_a_second_and_never_cache_a_miss(
     db_url: str, clock: FakeClock
 ) -> None:
     tf = Tierflow(db_url, clock=clock)
     tf.create_account(slug="acme", name="Acme")
-    tokens = TokenStore(tf, "admin-secret")
-    _id, token = tokens.issue(account="acme", role="l1_agent", name="Ana")
+    ticks = [100.0]
+    tokens = TokenStore(tf, "admin-secret", monotonic=lambda: ticks[0])
+    token_id, token, user = tokens.issue(account="acme", role="l1_agent", name="Ana")
+    assert user is not None and (user.name, user.roles) == ("Ana", ("l1_agent",))
     first = tokens.resolve(token)
-    assert first is not None and (first.account, first.role, first.name) == (
+    assert first is not None and (first.account, first.role, first.name, first.user_id) == (
         "acme",
         "l1_agent",
         "Ana",
+        user.id,
     )
-    tf.db.dispose()  # a hot-path lookup must not need the database any more
-    tf.db.engine.dispose()
-    reads = []
+    reads: list[object] = []
     tf.db.on_transaction = reads.append
-    assert tokens.resolve(token) is first
+    ticks[0] += CACHE_SECONDS - 0.01
+    assert tokens.resolve(token) is first  # remembered: no database read ...
     assert reads == []
+    ticks[0] += 0.01
+    assert tokens.resolve(token) == first  # ... until the cache is half a second old
+    assert len(reads) == 1
     assert tokens.resolve("tft_unknown") is None
-    assert reads != []  # a miss went to the database ...
+    assert len(reads) == 2  # a miss went to the database ...
     assert tokens.resolve("tft_unknown") is None
-    assert len(reads) == 2  # ... and goes again: misses are never cached
+    assert len(reads) == 3  # ... and goes again: misses are never cached
     admin = tokens.resolve("admin-secret")
     assert admin is not None and admin.is_admin
+    # revoked by another process (the row changes under this store's cache): refused as soon
+    # as the cache entry is CACHE_SECONDS old
+    other = TokenStore(tf, "admin-secret")
+    other.revoke(account="acme", token_id=token_id)
+    assert tokens.resolve(token) == first
+    ticks[0] += CACHE_SECONDS
+    assert tokens.resolve(token) is None
+    tf.db.dispose()
+
+
+def test_an_expired_token_is_refused_at_its_instant(db_url: str, clock: FakeClock) -> None:
+    tf = Tierflow(db_url, clock=clock)
+    tf.create_account(slug="acme", name="Acme")
+    tokens = TokenStore(tf, None)
+    expires = clock.now + timedelta(hours=1)
+    _id, token, user = tokens.issue(
+        account="acme", role="integration", name="chat widget", expires_at=expires
+    )
+    assert user is None  # an integration's token is nobody's
+    found = tokens.resolve(token)
+    assert found is not None and (found.name, found.user_id) == ("chat widget", None)
+    clock.set(expires - timedelta(microseconds=1))
+    assert tokens.resolve(token) is not None
+    clock.set(expires)
+    assert tokens.resolve(token) is None  # even from the cache
+    with pytest.raises(InputError) as info:
+        tokens.issue(account="acme", role="customer", name="Bea", expires_at=expires)
+    assert (info.value.field, info.value.detail) == (
+        "expires_at",
+        f"expires_at: {expires.isoformat()} is not in the future",
+    )
     tf.db.dispose()
 
 

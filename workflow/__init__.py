@@ -24,6 +24,7 @@ from .errors import (
 )
 from .history import EventRecord, TicketState, replay
 from .machine import Option, machine_for
+from .people import User
 from .records import EventView, Idempotency, TicketView, utcnow
 from .service import Tierflow
 
@@ -48,6 +49,7 @@ __all__ = [
     "Tierflow",
     "TierflowError",
     "UnknownTrigger",
+    "User",
     "VersionMismatch",
     "builtin_definitions",
     "load_definition",

@@ -16,6 +16,7 @@ from sqlmodel import Field, SQLModel
 
 __all__ = [
     "Account",
+    "AccountUser",
     "ApiToken",
     "DefinitionVersion",
     "IdempotencyRecord",
@@ -66,6 +67,22 @@ class Account(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(unique=True, max_length=64)
     name: str = Field(max_length=200)
+    created_at: datetime = _utc()
+
+
+class AccountUser(SQLModel, table=True):
+    """A person of an account: a requester (customer) or a member of staff, with the roles of
+    the workflow they hold. ``org_wide``: a requester who sees every ticket of the account."""
+
+    __tablename__ = "account_user"
+    __table_args__ = (sa.UniqueConstraint("account_id", "email", name="uq_account_user_email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    name: str = Field(max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    roles: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    org_wide: bool = False
     created_at: datetime = _utc()
 
 
@@ -199,10 +216,17 @@ class ApiToken(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     account_id: int | None = Field(default=None, foreign_key="account.id", index=True)
     """None for the platform admin's token."""
+    user_id: int | None = Field(default=None, foreign_key="account_user.id", index=True)
+    """The person the token acts for; None for an integration's token (and the admin's)."""
     role: str = Field(max_length=40)
     name: str = Field(max_length=200)
+    """The token's label; for an integration's token, the integration's name."""
     token_hash: str = Field(unique=True, max_length=64)
     created_at: datetime = _utc()
+    expires_at: datetime | None = _utc(default=None)
+    revoked_at: datetime | None = _utc(default=None)
+    last_used_at: datetime | None = _utc(default=None)
+    """Refreshed at most once a minute (a write per request would cost every request)."""
 
 
 class IdempotencyRecord(SQLModel, table=True):

@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import counts, integrity, jobs, outbox, queries
+from . import counts, integrity, jobs, outbox, people, queries
 from .db import Database
 from .definition import Definition, builtin_definitions
 from .errors import (
@@ -181,6 +181,11 @@ class Tierflow:
             self._accounts[slug] = account_id
         self._slugs[account_id] = slug
         return slug
+
+    # --- people (workflow.people) ----------------------------------------------------------
+    create_user = people.create_user
+    get_user = people.get_user
+    users = people.users
 
     # --- creating ------------------------------------------------------------------------
     def create_ticket(

@@ -1,0 +1,119 @@
+"""An account's people: requesters and staff, each holding some of the workflow's roles.
+
+Functions over a :class:`workflow.Tierflow` (its methods of the same names call these). Tokens
+(the API's business) point at these users; the history names them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from .errors import AlreadyExists, InputError, NotFound
+from .models import AccountUser
+
+if TYPE_CHECKING:
+    from .service import Tierflow
+
+__all__ = ["U", "User", "create_user", "get_user", "users"]
+
+U = AccountUser.__table__  # type: ignore[attr-defined]
+MAX_EMAIL = 320
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    account: str
+    name: str
+    email: str | None
+    roles: tuple[str, ...]
+    org_wide: bool
+    created_at: datetime
+
+
+def _user(account: str, r: Any) -> User:
+    return User(
+        id=int(r.id),
+        account=account,
+        name=r.name,
+        email=r.email,
+        roles=tuple(r.roles or ()),
+        org_wide=bool(r.org_wide),
+        created_at=r.created_at,
+    )
+
+
+def create_user(
+    tf: Tierflow,
+    *,
+    account: str,
+    name: str,
+    roles: list[str],
+    email: str | None = None,
+    org_wide: bool = False,
+) -> User:
+    """A new person of ``account`` holding ``roles`` (each a role of a loaded workflow)."""
+    if not name.strip():
+        raise InputError("name", "must not be empty")
+    known = sorted({r for d in tf.definitions() for r in d.spec.roles})
+    if not roles:
+        raise InputError("roles", f"give at least one role (known: {', '.join(known)})")
+    for role in roles:
+        if role not in known:
+            raise InputError("roles", f"unknown role {role!r} (known: {', '.join(known)})")
+    if email is not None:
+        email = email.strip().lower()
+        if "@" not in email or len(email) > MAX_EMAIL:
+            raise InputError("email", f"{email!r} is not an e-mail address")
+    account_id = tf.account_id(account)
+    now = tf.clock()
+    with tf.db.write() as conn:
+        if (
+            email is not None
+            and conn.execute(
+                sa.select(U.c.id).where(U.c.account_id == account_id, U.c.email == email)
+            ).first()
+        ):
+            raise AlreadyExists("email", f"a user of {account!r} already has e-mail {email!r}")
+        row = {
+            "account_id": account_id,
+            "name": name.strip(),
+            "email": email,
+            "roles": list(dict.fromkeys(roles)),
+            "org_wide": org_wide,
+            "created_at": now,
+        }
+        user_id = int(conn.execute(sa.insert(U).returning(U.c.id), row).scalar_one())
+    return User(
+        id=user_id,
+        account=account,
+        name=name.strip(),
+        email=email,
+        roles=tuple(dict.fromkeys(roles)),
+        org_wide=org_wide,
+        created_at=now,
+    )
+
+
+def get_user(tf: Tierflow, *, account: str, user_id: int) -> User:
+    """The user ``user_id`` of ``account``; another account's user is not found."""
+    account_id = tf.account_id(account)
+    with tf.db.read() as conn:
+        row = conn.execute(
+            sa.select(U).where(U.c.id == user_id, U.c.account_id == account_id)
+        ).first()
+    if row is None:
+        raise NotFound("user", user_id)
+    return _user(account, row)
+
+
+def users(tf: Tierflow, *, account: str) -> list[User]:
+    """Every user of ``account``, oldest first."""
+    account_id = tf.account_id(account)
+    with tf.db.read() as conn:
+        rows = conn.execute(sa.select(U).where(U.c.account_id == account_id).order_by(U.c.id))
+        return [_user(account, r) for r in rows]

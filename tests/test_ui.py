@@ -53,25 +53,41 @@ def live(tmp_path: Path) -> Iterator[tuple[str, int]]:
         yield server.base, 1
 
 
+NEIGHBOURHOOD = 9
+"""States drawn by ``?focus=waiting_on_customer``: it, the seven working states (their
+``request_info`` leads in, ``customer_replied`` returns to them) and ``closed`` (``cancel``)."""
+
 SHOTS = os.environ.get("TIERFLOW_UI_SCREENSHOTS")
 """A directory for the README's screenshots (``docs``); by default they go to tmp_path."""
 
-PANEL_OVERFLOW = """() => {
+WIDER_THAN_PANEL = """(what) => {
     const out = [];
     const panel = document.querySelector('#panel');
-    for (const g of document.querySelectorAll('#diagram g[id^="state."]')) {
-        g.dispatchEvent(new MouseEvent('click', {bubbles: true}));
-        const right = panel.getBoundingClientRect().right;
-        if (panel.scrollWidth > panel.clientWidth) out.push(g.id + ': the panel scrolls');
-        for (const e of panel.querySelectorAll('#state-details *')) {
-            const r = e.getBoundingClientRect();
-            if (r.right > right + 0.5 || e.scrollWidth > e.clientWidth + 1)
-                out.push(g.id + ': ' + e.tagName + ' ' + e.textContent.slice(0, 40));
-        }
+    const pad = parseFloat(getComputedStyle(panel).paddingRight);
+    const right = panel.getBoundingClientRect().right - pad;
+    if (panel.scrollWidth > panel.clientWidth) out.push(what + ': the panel scrolls');
+    for (const e of panel.querySelectorAll('#state-details *, #ticket-details *')) {
+        const r = e.getBoundingClientRect();
+        if (r.width && (r.right > right + 0.5 || e.scrollWidth > e.clientWidth + 1))
+            out.push(what + ': ' + e.tagName + ' ' + e.textContent.slice(0, 40));
     }
     return out;
 }"""
+"""What in the side panel is wider than the panel's content box (nothing should be)."""
+
+PANEL_OVERFLOW = f"""() => {{
+    const wider = {WIDER_THAN_PANEL};
+    const out = [];
+    for (const g of document.querySelectorAll('#diagram g[id^="state."]')) {{
+        g.dispatchEvent(new MouseEvent('click', {{bubbles: true}}));
+        out.push(...wider(g.id));
+    }}
+    return out;
+}}"""
 """Every state opened in turn: what in the state panel is wider than the panel (none)."""
+
+STATE_IDS = """() => [...document.querySelectorAll('#diagram g[id^="state."]')]
+    .map((g) => g.id).sort()"""
 
 TITLE_HEIGHTS = """() => [...document.querySelectorAll(
     '#diagram g[id^="state."] text[font-weight="bold"]')]
@@ -159,6 +175,13 @@ def test_designer_page(live: tuple[str, int], tmp_path: Path) -> None:
         page.locator('[id="state.waiting_on_customer"]').focus()
         page.keyboard.press("Enter")
         expect(page.locator("#state-pauses")).to_have_text("SLA clocks paused here: resolution")
+        # its neighbourhood alone (?focus=), then the whole workflow again
+        states = page.locator('#diagram g[id^="state."]')
+        page.click("#focus-state")
+        expect(states).to_have_count(NEIGHBOURHOOD)
+        expect(page.locator("#state-title")).to_contain_text("(waiting_on_customer)")
+        page.click("#ticket-close")
+        expect(states).to_have_count(11)
 
         # find a ticket by its subject, open it: SLA clock, an allowed trigger, its history
         page.fill("#account", "acme")
@@ -178,7 +201,15 @@ def test_designer_page(live: tuple[str, int], tmp_path: Path) -> None:
         expect(page.locator("#ticket-state")).to_have_text("waiting_on_customer")
         expect(page.locator("#timeline")).to_contain_text("note: Which browser?")
         expect(page.locator("#sla-clocks")).to_contain_text("met")  # it asked the customer
+        assert page.evaluate(WIDER_THAN_PANEL, "ticket 1") == []
         page.screenshot(path=str(shots / "designer-ticket.png"))
+        page.check("#path-only")  # its story alone: the states it visited
+        expect(states).to_have_count(3)
+        assert page.evaluate(STATE_IDS) == [
+            "state.l1_triage",
+            "state.new",
+            "state.waiting_on_customer",
+        ]
 
         # the live load refreshes by itself when a ticket moves
         page.click("#ticket-close")

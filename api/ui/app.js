@@ -19,7 +19,7 @@ function takeToken() {
   return sessionStorage.getItem(KEY) || "";
 }
 
-const state = { token: takeToken(), definition: null, sentences: [], ticket: null, view: null, etag: null };
+const state = { token: takeToken(), definition: null, sentences: [], ticket: null, focus: null, pathOnly: false, etag: null };
 
 function showError(message) {
   const box = $("error");
@@ -89,6 +89,7 @@ function showParam() {
 async function drawWorkflow() {
   stopLive();
   state.ticket = null;
+  state.focus = null;
   $("ticket-details").hidden = true;
   $("state-details").hidden = false;
   $("ticket-close").hidden = true;
@@ -99,9 +100,23 @@ async function drawWorkflow() {
     startLive();
     return;
   }
+  setDiagram(await api(workflowSvg(), { as: "text" }), true);
+}
+
+function workflowSvg(focus = null) {
   const name = encodeURIComponent($("workflow").value);
   const url = `/v1/workflows/${name}/diagram.svg?version=${encodeURIComponent($("version").value)}&show=${showParam()}`;
-  setDiagram(await api(url, { as: "text" }), true);
+  return focus ? `${url}&focus=${encodeURIComponent(focus)}` : url;
+}
+
+// One state's neighbourhood (?focus=): the state, what leads in, what leads out.
+async function drawFocus(name) {
+  stopLive();
+  state.ticket = null;
+  state.focus = name;
+  setDiagram(await api(workflowSvg(name), { as: "text" }), true);
+  $("ticket-close").hidden = false;
+  selectState(name, $("diagram").querySelector(`g[id="state.${CSS.escape(name)}"]`));
 }
 
 // --- live load: the account's event stream, conditional polling while it is down ----------------
@@ -128,7 +143,7 @@ function stopLive() {
 }
 
 function liveWanted(run) {
-  return run === live.run && $("live").checked && !state.ticket;
+  return run === live.run && $("live").checked && !state.ticket && !state.focus;
 }
 
 // One conditional GET of the live diagram; calls that arrive while one runs make one more after it.
@@ -375,8 +390,11 @@ function selectState(name, group) {
     sentences.length
       ? el("ul", { class: "guards" }, ...sentences.map((text, k) => el("li", { class: "guard", title: `guard: ${t.guards[k].name}` }, text)))
       : el("div", { class: "muted" }, "no guard")));
+  const focus = el("button", { type: "button", id: "focus-state" }, "Only this state and its neighbours");
+  focus.addEventListener("click", guarded(() => drawFocus(name)));
   $("state-details").replaceChildren(
     el("h2", { id: "state-title" }, `${spec.title || name} (${name})`),
+    state.focus === name ? "" : el("p", {}, focus),
     el("p", {}, `group: ${spec.group}`, spec.level ? ` · level: ${spec.level}` : "", spec.final ? " · final" : ""),
     el("p", { id: "state-pauses" }, pauses.length ? `SLA clocks paused here: ${pauses.join(", ")}` : "No SLA clock pauses here."),
     out.length
@@ -418,7 +436,7 @@ function seconds(s) {
   return neg ? `${text} overdue` : text;
 }
 
-const when = (iso) => (iso ? new Date(iso).toISOString().replace(":00.000Z", "Z").replace("T", " ") : "—");
+const when = (iso) => (iso ? new Date(iso).toISOString().replace(/(:00)?\.\d+Z$/, "Z").replace("T", " ") : "—");
 
 function eventText(e) {
   if (e.kind === "transition") return `${e.trigger}: ${e.from_state} → ${e.to_state}`;
@@ -431,15 +449,24 @@ async function openTicket(id) {
   if (!account()) throw new Error("Enter the ticket's account slug first.");
   stopLive();
   const base = acctUrl(`/tickets/${encodeURIComponent(id)}`);
+  const story = () => `${base}/diagram.svg${state.pathOnly ? "?view=path" : ""}`;
   const [ticket, events, triggers, svg] = await Promise.all([
-    api(base), api(`${base}/events`), api(`${base}/triggers`), api(`${base}/diagram.svg`, { as: "text" })]);
+    api(base), api(`${base}/events`), api(`${base}/triggers`), api(story(), { as: "text" })]);
   state.ticket = ticket;
-  setDiagram(svg, true);
-  centerOn($("diagram").querySelector("g.current"));
+  state.focus = null;
+  const draw = (text) => { setDiagram(text, true); centerOn($("diagram").querySelector("g.current")); };
+  draw(svg);
+  // its path on the faded workflow, or (?view=path) only the states it visited
+  const pathOnly = el("input", { type: "checkbox", id: "path-only" });
+  pathOnly.checked = state.pathOnly;
+  pathOnly.addEventListener("change", guarded(async () => {
+    state.pathOnly = pathOnly.checked;
+    draw(await api(story(), { as: "text" }));
+  }));
   const clocks = Object.entries(ticket.sla || {}).map(([name, c]) => el("tr", { class: `clock ${c.status}` },
     el("th", {}, name.replace(/_/g, " ")),
     el("td", {}, el("span", { class: `status ${c.status}` }, c.status)),
-    el("td", {}, `due ${when(c.due_at)}`),
+    el("td", {}, c.due_at ? `due ${when(c.due_at)}` : ""),
     el("td", {}, c.remaining_business_seconds === null ? "no target"
       : ["running", "paused", "breached"].includes(c.status) ? `${seconds(c.remaining_business_seconds)} left`
         : `stopped ${when(c.stopped_at)}`)));
@@ -454,14 +481,15 @@ async function openTicket(id) {
     e.note ? el("div", { class: "note" }, `note: ${e.note}`) : ""));
   $("ticket-details").replaceChildren(
     el("h2", { id: "ticket-title" }, `Ticket ${ticket.id}: ${ticket.subject}`),
+    el("p", {}, el("label", {}, pathOnly, " its path only (the states it visited)")),
     el("p", {}, "state: ", el("b", { id: "ticket-state" }, ticket.state), ` · priority: ${ticket.priority || "—"} · level: ${ticket.level || "—"}`),
     el("h3", {}, "SLA clocks"),
     el("table", { id: "sla-clocks" }, ...clocks),
     el("h3", {}, "Allowed now (your role)"),
     el("ul", { id: "allowed" }, ...(allowed.length ? allowed.map((t) => el("li", {}, el("b", {}, t.trigger), ` → ${t.dest}`)) : [el("li", { class: "muted" }, "none")])),
     el("h3", {}, "Blocked"),
-    el("ul", { id: "blocked" }, ...blocked.map((t) => el("li", {}, el("b", {}, t.trigger), ` → ${t.dest}: `,
-      t.reasons.map((r) => r.message).join("; ")))),
+    el("ul", { id: "blocked" }, ...(blocked.length ? blocked.map((t) => el("li", {}, el("b", {}, t.trigger), ` → ${t.dest}: `,
+      t.reasons.map((r) => r.message).join("; "))) : [el("li", { class: "muted" }, "none")])),
     el("h3", {}, "History"),
     el("ol", { class: "timeline", id: "timeline" }, ...items));
   $("ticket-details").hidden = false;
@@ -489,6 +517,7 @@ $("version").addEventListener("change", guarded(loadDefinition));
 for (const id of ["show-guards", "show-roles", "live"]) $(id).addEventListener("change", guarded(drawWorkflow));
 $("ticket-filters").addEventListener("submit", guarded(findTickets));
 $("ticket-close").addEventListener("click", guarded(drawWorkflow));
+$("account").addEventListener("change", guarded(async () => { if ($("live").checked && !state.ticket) await drawWorkflow(); }));
 wireViewport();
 
 if (state.token) {

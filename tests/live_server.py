@@ -57,6 +57,8 @@ class LiveServer:
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+    """Extra environment for the server (settings)."""
     _log: Any = field(default=None, repr=False)
 
     @property
@@ -92,6 +94,7 @@ class LiveServer:
             TIERFLOW_ADMIN_TOKEN=ADMIN,
             TIERFLOW_DATABASE_URL=self.db_url,
             PYTHONUNBUFFERED="1",
+            **self.env,
         )
         self._log = self.log_path.open("a")
         self._log.write(f"===== start #{self.starts} on port {self.port} =====\n")
@@ -173,8 +176,12 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def live_server(db_url: str, tmp_path: Path, *, workers: int = 1) -> Iterator[LiveServer]:
-    server = LiveServer(db_url=db_url, workers=workers, log_path=tmp_path / "server.log")
+def live_server(
+    db_url: str, tmp_path: Path, *, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[LiveServer]:
+    server = LiveServer(
+        db_url=db_url, workers=workers, log_path=tmp_path / "server.log", env=env or {}
+    )
     server.start()
     try:
         yield server

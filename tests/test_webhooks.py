@@ -341,3 +341,45 @@ def test_a_host_name_is_resolved_once_and_the_checked_address_is_connected_to(
         assert rx.got[0].path == "/in?x=1"
         rx.got[0].verify(secret)
         assert sub.url.startswith("http://hooks.receiver.test")
+
+
+def test_two_dispatchers_never_make_the_same_attempt_twice(tf: Tierflow, db_url: str) -> None:
+    """Two dispatchers (each with its own engine, as two servers would have) race over three
+    subscriptions: every event reaches every receiver exactly once, in order, and the log has
+    exactly one attempt per request received. (PostgreSQL: row locks, SKIP LOCKED; SQLite:
+    the database's dispatch lock lets one pass run at a time.)"""
+    import threading
+
+    with receiver() as rx:
+        subs = [
+            Webhooks(tf, KEY, allow_private=True).create(account=ACCOUNT, url=f"{rx.url}/{i}")[0]
+            for i in range(3)
+        ]
+        engines = [Tierflow(db_url, clock=tf.clock, create_schema=False) for _ in range(2)]
+        dispatchers = [Dispatcher(Webhooks(e, KEY, allow_private=True)) for e in engines]
+        done = threading.Event()
+
+        def run(d: Dispatcher) -> None:
+            for _ in range(400):  # bounded
+                d.run_once()
+                if done.is_set() and d.run_once().attempted == 0:
+                    return
+
+        threads = [threading.Thread(target=run, args=(d,)) for d in dispatchers]
+        try:
+            for th in threads:
+                th.start()
+            _fire_some(tf, 15)  # 30 events while both run
+            done.set()
+            for th in threads:
+                th.join(timeout=60)
+        finally:
+            for d in dispatchers:
+                d.close()
+            for e in engines:
+                e.db.dispose()
+        for s in subs:
+            got = [r for r in rx.got if r.path == f"/hook/{s.id - subs[0].id}"]
+            assert [r.webhook_id for r in got] == [f"msg_{s.id}_{n}" for n in range(1, 31)]
+            log = Webhooks(tf, KEY).deliveries(account=ACCOUNT, subscription_id=s.id, limit=100)
+            assert sorted(d.attempts for d in log) == [1] * 30

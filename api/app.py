@@ -23,7 +23,16 @@ from workflow.webhooks_dispatch import Dispatcher
 
 from . import observability, problems
 from .edge import Edge
-from .routes import accounts, diagrams, events, health, tickets, webhooks, workflows
+from .routes import (
+    account_workflow,
+    accounts,
+    diagrams,
+    events,
+    health,
+    tickets,
+    webhooks,
+    workflows,
+)
 from .settings import Settings
 from .tokens import TokenStore
 
@@ -51,6 +60,7 @@ def create_app(
         schema.require_current(db)  # migrations are run on purpose: `tierflow db upgrade`
         engine = Tierflow(
             db,
+            definitions_dir=settings.definitions_dir,
             create_schema=False,
             max_received_age=timedelta(days=settings.max_received_age_days),
         )
@@ -107,7 +117,16 @@ def create_app(
     observability.install(app, access_log=settings.access_log)
     observability.observe_engine(engine)
     # tickets first: routes are matched in order, and the trigger route is the busiest
-    for module in (tickets, health, accounts, workflows, diagrams, events, webhooks):
+    for module in (
+        tickets,
+        health,
+        accounts,
+        account_workflow,
+        workflows,
+        diagrams,
+        events,
+        webhooks,
+    ):
         app.include_router(module.router)
     app.mount("/ui", StaticFiles(directory=UI, html=True), name="ui")
     return app

@@ -7,7 +7,9 @@
     tierflow db upgrade|status    migrate the schema / show its revision
     tierflow auto-close           close tickets past their definition's auto-close delay now
     tierflow render               draw a workflow (or a ticket's place in it)
-    tierflow tokens create|list|revoke|reset-admin   account tokens / rotate the admin token
+    tierflow tokens create|list|revoke|reset-admin   tokens (an account's, or a designer's) /
+                                  rotate the admin token
+    tierflow workflows publish|validate|list   published definitions in the database
     tierflow webhooks dispatch    send due webhook deliveries (one pass, or --loop)
 
 Every option and argument has one line of help (``tests/test_cli.py`` walks the parser). A new
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -90,15 +92,25 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _tokens_create(args: argparse.Namespace) -> int:
-    from .tokens import TokenStore
+    from .tokens import PLATFORM_ROLES, TokenStore
 
+    if args.account is None and args.role not in PLATFORM_ROLES:
+        raise CliError(
+            f"--account is needed for role {args.role!r} "
+            f"(only {', '.join(PLATFORM_ROLES)} tokens belong to no account)"
+        )
     tf = _existing(args.database_url)
     name = args.name or f"{args.role} (tierflow tokens create)"
-    token_id, token, user = TokenStore(tf, None).issue(
-        account=args.account, role=args.role, name=name, user_id=args.user
-    )
-    who = name if user is None else user.name
-    print(f"token {token_id} for {args.account} as {args.role} ({who}); shown once:")
+    store = TokenStore(tf, None)
+    if args.account is None:
+        token_id, token = store.issue_platform(role=args.role, name=name)
+        print(f"token {token_id} for the platform as {args.role} ({name}); shown once:")
+    else:
+        token_id, token, user = store.issue(
+            account=args.account, role=args.role, name=name, user_id=args.user
+        )
+        who = name if user is None else user.name
+        print(f"token {token_id} for {args.account} as {args.role} ({who}); shown once:")
     print(token)
     return 0
 
@@ -120,6 +132,71 @@ def _tokens_revoke(args: argparse.Namespace) -> int:
     tf = _existing(args.database_url)
     TokenStore(tf, None).revoke(account=args.account, token_id=args.id)
     print(f"token {args.id} of {args.account} revoked; every server refuses it within a second")
+    return 0
+
+
+def compiler_lines(path: str, exc: DefinitionError) -> list[str]:
+    """``FILE:LINE:COLUMN: path: message`` per problem, as compilers print them (the line and
+    column left out where a problem has none, e.g. an unreadable file)."""
+    out = []
+    for p in exc.errors:
+        where = f"{path}:{p.line}:{p.column}" if p.line is not None else path
+        out.append(f"{where}: {p}")
+    return out
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise DefinitionError([f"cannot read file: {reason}"], path) from None
+
+
+def _each_file(args: argparse.Namespace, act: Callable[[Tierflow, str, str], str]) -> int:
+    tf = _existing(args.database_url)
+    status = 0
+    for path in args.files:
+        try:
+            print(f"{path}: {act(tf, path, _read(path))}")
+        except DefinitionError as exc:
+            print("\n".join(compiler_lines(path, exc)), file=sys.stderr)
+            status = 1
+        except TierflowError as exc:
+            print(f"{path}: {exc.detail}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def _workflows_publish(args: argparse.Namespace) -> int:
+    def publish(tf: Tierflow, path: str, text: str) -> str:
+        p = tf.publish_text(text, source=path)
+        what = "published" if p.created else "already published"
+        return f"{what}: {p.name} {p.version} #{p.hash}"
+
+    return _each_file(args, publish)
+
+
+def _workflows_validate(args: argparse.Namespace) -> int:
+    def validate(tf: Tierflow, path: str, text: str) -> str:
+        d, new = tf.validate_text(text, source=path)
+        what = "publishing it stores it" if new else "published already"
+        return f"ok ({d.name} {d.version} #{d.hash}); {what}"
+
+    return _each_file(args, validate)
+
+
+def _workflows_list(args: argparse.Namespace) -> int:
+    tf = _existing(args.database_url)
+    versions = tf.published(args.name)
+    if not versions:
+        raise CliError(
+            f"no published version of {args.name!r}" if args.name else "nothing published"
+        )
+    latest = {d.name: d.hash for d in tf.definitions()}
+    for v in versions:
+        mark = "  (latest)" if latest.get(v.name) == v.hash else ""
+        print(f"{v.name}\t{v.version}\t#{v.hash}\t{v.published_at.isoformat()}{mark}")
     return 0
 
 
@@ -288,8 +365,12 @@ def parser() -> argparse.ArgumentParser:
     tok = sub.add_parser("tokens", help="API tokens (shown once, stored hashed)")
     tok_sub = tok.add_subparsers(dest="tokens_command", required=True)
     tc = tok_sub.add_parser("create", help="issue a token for one account and role; print it once")
-    tc.add_argument("--account", required=True, help="account slug (e.g. demo)")
-    tc.add_argument("--role", required=True, help="role the token acts as (e.g. l1_agent)")
+    tc.add_argument(
+        "--account", default=None, help="account slug (e.g. demo); none for a designer token"
+    )
+    tc.add_argument(
+        "--role", required=True, help="role the token acts as (e.g. l1_agent, or designer)"
+    )
     tc.add_argument(
         "--name",
         default=None,
@@ -317,6 +398,20 @@ def parser() -> argparse.ArgumentParser:
         "--poll", type=float, default=1.0, help="seconds between idle passes with --loop"
     )
     wd.set_defaults(func=_webhooks_dispatch)
+
+    wf = sub.add_parser("workflows", help="workflow definitions published in the database")
+    wf_sub = wf.add_subparsers(dest="workflows_command", required=True)
+    wp = wf_sub.add_parser("publish", help="validate and publish definition files")
+    wp.add_argument("files", nargs="+", metavar="FILE", help="a workflow definition (YAML)")
+    wp.set_defaults(func=_workflows_publish)
+    wv = wf_sub.add_parser(
+        "validate", help="what publishing would answer (problems with lines), storing nothing"
+    )
+    wv.add_argument("files", nargs="+", metavar="FILE", help="a workflow definition (YAML)")
+    wv.set_defaults(func=_workflows_validate)
+    wl = wf_sub.add_parser("list", help="published versions, newest first")
+    wl.add_argument("name", nargs="?", default=None, help="only this workflow (default: all)")
+    wl.set_defaults(func=_workflows_list)
     return p
 
 

@@ -38,6 +38,8 @@ _TABLE: list[tuple[type[e.TierflowError], int, str, str]] = [
     (e.Conflict, 409, "conflict", "Concurrent update"),
     (e.IdempotencyMismatch, 422, "idempotency-key-reused", "Idempotency key reused"),
     (e.AlreadyExists, 409, "conflict", "Already exists"),
+    (e.VersionTaken, 409, "version-taken", "Version published with other content"),
+    (e.DefinitionError, 422, "invalid-definition", "Invalid workflow definition"),
     (e.InputError, 422, "validation", "Invalid request"),
 ]
 
@@ -56,10 +58,11 @@ ERROR_STATUSES = {
     401: "Missing or invalid token",
     403: "The caller's role may not do this",
     404: "Unknown account, ticket, workflow or trigger (or one of another account)",
-    409: "Trigger not possible from the current state, a concurrent update won, or the "
-    "name is taken",
+    409: "Trigger not possible from the current state, a concurrent update won, the "
+    "name is taken, or a workflow version is published with other content",
     412: "If-Match names a stale version",
-    422: "Invalid request, or a guard refused (reasons listed)",
+    422: "Invalid request, a guard refused (reasons listed), or an invalid workflow "
+    "definition (every problem listed, with its line)",
 }
 
 
@@ -165,6 +168,15 @@ def _extensions(exc: e.TierflowError, where: str) -> dict[str, Any]:
         return {"errors": [{"loc": [where, *exc.field.split(".")], "msg": exc.detail}]}
     if isinstance(exc, e.Forbidden):
         return {"role": exc.role, "allowed": exc.allowed}
+    if isinstance(exc, e.DefinitionError):
+        return {
+            "errors": [
+                {"line": p.line, "column": p.column, "path": p.path, "message": p.message}
+                for p in exc.errors
+            ]
+        }
+    if isinstance(exc, e.VersionTaken):
+        return {"name": exc.name, "version": exc.version, "hash": exc.hash}
     return {}
 
 

@@ -485,6 +485,40 @@ class WorkflowDetail(WorkflowSummary):
     )
 
 
+class PublishedVersion(BaseModel):
+    """A published version: 201 when this request published it, 200 when that very content
+    was published before."""
+
+    name: str
+    version: str
+    hash: str
+
+
+class ValidationVerdict(PublishedVersion):
+    """The definition is valid; ``publish`` says what publishing it would do."""
+
+    publish: Literal["new", "already published"]
+
+
+class AccountWorkflowChoice(BaseModel):
+    model_config = _examples({"name": "support", "version": "1.1.0"}, {"name": "support"})
+
+    name: Text = Field(min_length=1, max_length=64)
+    version: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Human version or hash; absent or null: the latest published, whichever "
+        "that is when a ticket is created.",
+    )
+
+
+class AccountWorkflow(PublishedVersion):
+    """The version of a workflow this account's new tickets get; tickets keep theirs."""
+
+    chosen: bool = Field(description="false: the account follows the latest published version")
+
+
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     database: Literal["ok", "unreachable"]

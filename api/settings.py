@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflow.db import DEFAULT_URL
@@ -12,6 +14,9 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_URL
     """SQLAlchemy URL; default a SQLite file ``tierflow.db`` in the working directory."""
+    definitions_dir: Path | None = None
+    """A folder whose ``*.yaml`` / ``*.yml`` definitions are published at start (besides the
+    shipped ones); a file that does not validate stops the start, naming its lines."""
     admin_token: str | None = None
     """The platform admin's bearer token. Unset: the first start creates one and prints it."""
     sla_scan_seconds: float = 60.0

@@ -29,6 +29,10 @@ CACHE_SECONDS = 0.5
 """How long a process trusts a token it resolved before reading its row again."""
 LAST_USED_EVERY = timedelta(minutes=1)
 """``last_used_at`` is written at most this often per token (a write per request would cost)."""
+DESIGNER = "designer"
+PLATFORM_ROLES = (DESIGNER,)
+"""Roles a token may hold without an account (besides the admin): a designer writes,
+validates and publishes workflow definitions and chooses the version accounts run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,10 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role == ADMIN and self.account is None
+
+    @property
+    def is_designer(self) -> bool:
+        return self.role == DESIGNER and self.account is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +205,17 @@ class TokenStore:
                 )
         self._by_token = {t: p for t, p in self._by_token.items() if p[0].token_id != token_id}
 
+    def issue_platform(self, *, role: str, name: str) -> tuple[int, str]:
+        """A token of a platform role (no account): ``designer``."""
+        if role not in PLATFORM_ROLES:
+            raise InputError(
+                "role", f"unknown platform role {role!r} (known: {', '.join(PLATFORM_ROLES)})"
+            )
+        if not name.strip():
+            raise InputError("name", "must not be empty")
+        token = "tfp_" + secrets.token_urlsafe(32)
+        return self._insert(None, None, role, name.strip(), token, None), token
+
     def _insert(
         self,
         account_id: int | None,
@@ -260,7 +279,7 @@ class TokenStore:
             ).first()
         if row is None or row.revoked_at is not None:
             return None
-        if row.account_id is None and self._admin_digest is not None:
+        if row.account_id is None and row.role == ADMIN and self._admin_digest is not None:
             return None  # a configured admin token replaces any generated one
         now = self.tf.clock()
         if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:

@@ -17,10 +17,12 @@ from .errors import (
     InputError,
     InvalidTransition,
     NotFound,
+    Problem,
     Reason,
     TierflowError,
     UnknownTrigger,
     VersionMismatch,
+    VersionTaken,
 )
 from .history import EventRecord, TicketState, replay
 from .machine import Option, machine_for
@@ -43,6 +45,7 @@ __all__ = [
     "InvalidTransition",
     "NotFound",
     "Option",
+    "Problem",
     "Reason",
     "TicketState",
     "TicketView",
@@ -51,6 +54,7 @@ __all__ = [
     "UnknownTrigger",
     "User",
     "VersionMismatch",
+    "VersionTaken",
     "builtin_definitions",
     "load_definition",
     "machine_for",

@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .calendar import BusinessCalendar, CalendarSpec
-from .errors import DefinitionError
+from .errors import DefinitionError, Problem
 
 __all__ = [
     "RETURN",
@@ -28,6 +28,8 @@ __all__ = [
     "Definition",
     "Transition",
     "builtin_definitions",
+    "check_text",
+    "folder_definitions",
     "load_definition",
     "parse_definition",
 ]
@@ -160,9 +162,13 @@ class Transition:
 class Definition:
     """A validated definition with the lookups the engine needs, computed once."""
 
-    def __init__(self, spec: DefinitionSpec, source_text: str | None = None) -> None:
+    def __init__(
+        self, spec: DefinitionSpec, source_text: str | None = None, origin: str | None = None
+    ) -> None:
         self.spec = spec
         self.source_text = source_text
+        self.origin = origin
+        """Where it was read from (a file name), when known."""
         canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         self.hash = hashlib.sha256(canonical.encode()).hexdigest()[:16]
         self.transitions: list[Transition] = [
@@ -245,9 +251,10 @@ class Definition:
 
 # --- loading -----------------------------------------------------------------------------
 def parse_definition(
-    data: Any, *, source: str = "definition", text: str | None = None
+    data: Any, *, source: str = "definition", text: str | None = None, check: bool = True
 ) -> Definition:
-    """Check shape and meaning; raise :class:`DefinitionError` listing every problem."""
+    """Check shape and meaning; raise :class:`DefinitionError` listing every problem.
+    ``check=False`` checks the shape only (a stored version, validated when published)."""
     try:
         spec = DefinitionSpec.model_validate(data)
     except ValidationError as exc:
@@ -257,10 +264,10 @@ def parse_definition(
             for err in exc.errors()
         ]
         raise DefinitionError(problems, source) from None
-    problems = validate(spec)
+    problems = validate(spec) if check else []
     if problems:
         raise DefinitionError(problems, source)
-    return Definition(spec, text)
+    return Definition(spec, text, source)
 
 
 def load_definition(path: str | Path) -> Definition:
@@ -272,14 +279,33 @@ def load_definition(path: str | Path) -> Definition:
     return parse_text(text, source=str(path))
 
 
-def parse_text(text: str, *, source: str = "definition") -> Definition:
+def parse_text(text: str, *, source: str = "definition", check: bool = True) -> Definition:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise DefinitionError([f"not valid YAML: {exc}"], source) from None
     if not isinstance(data, dict):
         raise DefinitionError(["the top level must be a mapping"], source)
-    return parse_definition(data, source=source, text=text)
+    return parse_definition(data, source=source, text=text, check=check)
+
+
+def check_text(text: str, *, name: str | None = None, source: str = "definition") -> Definition:
+    """:func:`parse_text`, and when ``name`` is given the definition must carry that name."""
+    d = parse_text(text, source=source)
+    if name is not None and d.name != name:
+        problem = Problem("name", f"{d.name!r} is not {name!r}, the workflow published to")
+        raise DefinitionError([problem], source)
+    return d
+
+
+def folder_definitions(folder: str | Path) -> list[Definition]:
+    """Every ``*.yaml`` / ``*.yml`` file of ``folder`` (by file name), each validated."""
+    path = Path(folder)
+    try:
+        files = sorted(f for f in path.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
+    except OSError as exc:
+        raise DefinitionError([f"cannot read folder: {exc.strerror}"], str(path)) from None
+    return [load_definition(f) for f in files]
 
 
 def builtin_definitions() -> list[Definition]:

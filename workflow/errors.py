@@ -5,7 +5,8 @@ them to problem+json answers in one place). Each carries a ``detail`` a person c
 where it helps, structured fields::
 
     TierflowError                 base class; ``detail`` (str)
-    ├── DefinitionError           a workflow definition is invalid; ``problems`` (list[str])
+    ├── DefinitionError           a workflow definition is invalid; ``problems`` (list[str]),
+    │                             ``errors`` (list[Problem]: path, message, line, column)
     ├── NotFound                  unknown account / ticket / definition (or one of another account)
     ├── InputError                bad input to a unit of work; ``field`` names it
     │   └── AlreadyExists         a unique name (e.g. an account slug) is taken
@@ -15,7 +16,8 @@ where it helps, structured fields::
     ├── GuardFailed               one or more guards refused; ``reasons`` (list[Reason])
     ├── VersionMismatch           an expected ticket version is stale; ``current``
     ├── IdempotencyMismatch       an idempotency key reused for a different request
-    └── Conflict                  a concurrent update kept winning the race
+    ├── Conflict                  a concurrent update kept winning the race
+    └── VersionTaken              a definition version is published already with other content
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ __all__ = [
     "InputError",
     "InvalidTransition",
     "NotFound",
+    "Problem",
     "Reason",
     "TierflowError",
     "UnknownTrigger",
     "VersionMismatch",
+    "VersionTaken",
 ]
 
 
@@ -47,6 +51,21 @@ class Reason:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a definition: where (``path`` as a person reads it, and the
+    ``line``/``column`` of the offending node in the submitted text, 1-based, when known) and
+    what."""
+
+    path: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
 class TierflowError(Exception):
     """Base of every error the domain raises on purpose."""
 
@@ -56,8 +75,10 @@ class TierflowError(Exception):
 
 
 class DefinitionError(TierflowError):
-    def __init__(self, problems: list[str], source: str = "definition") -> None:
-        self.problems = list(problems)
+    def __init__(self, problems: list[str] | list[Problem], source: str = "definition") -> None:
+        self.source = source
+        self.errors = [p if isinstance(p, Problem) else Problem("", p) for p in problems]
+        self.problems = [str(p) for p in self.errors]
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{source} is invalid ({len(self.problems)} problem(s)):\n{lines}")
 
@@ -140,4 +161,17 @@ class IdempotencyMismatch(TierflowError):
         super().__init__(
             f"Idempotency-Key {key!r} was already used for a different request; "
             "use a new key for a new request"
+        )
+
+
+class VersionTaken(TierflowError):
+    """``name`` ``version`` is published already, with another content (``hash``)."""
+
+    def __init__(self, name: str, version: str, hash: str) -> None:
+        self.name = name
+        self.version = version
+        self.hash = hash
+        super().__init__(
+            f"{name} {version} is published already with other content (#{hash}); published "
+            "versions never change: publish this content under a new version"
         )

@@ -17,6 +17,7 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "Account",
     "AccountUser",
+    "AccountWorkflow",
     "ApiToken",
     "DefinitionVersion",
     "IdempotencyRecord",
@@ -87,7 +88,12 @@ class AccountUser(SQLModel, table=True):
 
 
 class DefinitionVersion(SQLModel, table=True):
+    """A published definition: immutable once stored. ``(name, version)`` names one content
+    (publishing another under it is refused); ``seq`` orders publications (the newest of a
+    name is its latest)."""
+
     __tablename__ = "definition_version"
+    __table_args__ = (sa.Index("ix_definition_version_name_seq", "name", "seq"),)
 
     hash: str = Field(primary_key=True, max_length=32)
     name: str = Field(index=True, max_length=64)
@@ -95,6 +101,20 @@ class DefinitionVersion(SQLModel, table=True):
     source: str
     """The YAML text, so tickets on an old version keep working after the file changes."""
     created_at: datetime = _utc()
+    seq: int = Field(default=0)
+    """Publication order, over every name (1, 2, ...)."""
+
+
+class AccountWorkflow(SQLModel, table=True):
+    """The version of a workflow an account's new tickets get (absent: the latest published).
+    One row per (account, workflow name); account settings of other kinds live elsewhere."""
+
+    __tablename__ = "account_workflow"
+
+    account_id: int = Field(foreign_key="account.id", primary_key=True)
+    workflow: str = Field(primary_key=True, max_length=64)
+    definition_hash: str = Field(foreign_key="definition_version.hash", max_length=32)
+    updated_at: datetime = _utc()
 
 
 class Ticket(SQLModel, table=True):

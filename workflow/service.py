@@ -15,8 +15,10 @@ prepared once per dialect (:mod:`workflow.prepared`).
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from . import counts, integrity, jobs, outbox, people, queries
 from .db import Database
-from .definition import Definition, builtin_definitions
+from .definition import Definition, builtin_definitions, check_text, folder_definitions
 from .errors import (
     AlreadyExists,
     Conflict,
@@ -34,6 +36,7 @@ from .errors import (
     InvalidTransition,
     NotFound,
     VersionMismatch,
+    VersionTaken,
 )
 from .history import EventRecord, TicketState, apply, replay
 from .machine import ADMIN, machine_for
@@ -52,10 +55,12 @@ from .records import (
     transition_event,
     utcnow,
 )
-from .registry import DefinitionRegistry
+from .registry import DefinitionRegistry, Published, StoredVersion
 from .sla import clock_report, due_breaches
 
 __all__ = ["MAX_ATTEMPTS", "Clock", "Observer", "Tierflow"]
+
+log = logging.getLogger("tierflow")
 
 MAX_ID = 2**31 - 1
 """Ticket ids are 32-bit integers on every backend."""
@@ -106,6 +111,7 @@ class Tierflow:
         *,
         definitions: list[Definition] | None = None,
         clock: Clock = utcnow,
+        definitions_dir: str | Path | None = None,
         create_schema: bool = True,
         max_received_age: timedelta | None = DEFAULT_MAX_RECEIVED_AGE,
     ) -> None:
@@ -121,25 +127,78 @@ class Tierflow:
         self._accounts: dict[str, int] = {}  # slug -> id (accounts never change)
         self._slugs: dict[int, str] = {}  # id -> slug
         self.observers: list[Observer] = []
-        for d in definitions if definitions is not None else builtin_definitions():
-            self.register(d)
+        self.start_warnings: list[str] = []
+        """Definitions given at start that were not published (their version is taken)."""
+        start = list(definitions if definitions is not None else builtin_definitions())
+        if definitions_dir is not None:
+            start.extend(folder_definitions(definitions_dir))
+        for d in start:
+            try:
+                self.publish(d)
+            except VersionTaken as exc:
+                warning = f"{d.name} {d.version} from {_origin(d)} not published: {exc.detail}"
+                log.warning("%s", warning)
+                self.start_warnings.append(warning)
 
     # --- definitions ---------------------------------------------------------------------
+    def publish(self, definition: Definition) -> Published:
+        """Publish ``definition`` (immutable from now on; the latest of its name if new).
+        The same content again answers the same, ``created`` False; another content under a
+        published version raises :class:`VersionTaken`."""
+        return self.registry.publish(definition)
+
     def register(self, definition: Definition) -> None:
-        """Make ``definition`` the current version of its name (stored for old tickets' sake)."""
-        self.registry.register(definition)
+        """Publish ``definition`` (kept for embedders; see :meth:`publish`)."""
+        self.publish(definition)
+
+    def publish_text(
+        self, text: str, *, name: str | None = None, source: str = "body"
+    ) -> Published:
+        """Validate YAML ``text`` (every problem at once, with lines) and publish it. ``name``,
+        when given, must be the definition's name."""
+        return self.publish(check_text(text, name=name, source=source))
+
+    def validate_text(
+        self, text: str, *, name: str | None = None, source: str = "body"
+    ) -> tuple[Definition, bool]:
+        """What :meth:`publish_text` would answer, storing nothing: the definition and whether
+        publishing would store it (False: that content is published already)."""
+        d = check_text(text, name=name, source=source)
+        return d, self.registry.check_publishable(d)
 
     def definitions(self) -> list[Definition]:
-        """The current version of every workflow."""
+        """The latest published version of every workflow."""
         return self.registry.current()
 
     def definition(self, name: str, version: str | None = None) -> Definition:
-        """The current definition of ``name``, or the one with that human version or hash."""
+        """The latest definition of ``name``, or the one with that human version or hash."""
         return self.registry.get(name, version)
 
     def versions(self, name: str) -> list[tuple[str, str, datetime]]:
-        """(human version, hash, first seen) of every stored version of ``name``, newest first."""
+        """(human version, hash, first published) of every version of ``name``, newest first."""
         return self.registry.versions(name)
+
+    def published(self, name: str | None = None) -> list[StoredVersion]:
+        """Every published version (of ``name``), newest first."""
+        return self.registry.stored(name)
+
+    def account_workflow(
+        self, *, account: str, workflow: str = "support"
+    ) -> tuple[Definition, bool]:
+        """The version of ``workflow`` the account's new tickets get, and whether the account
+        chose it (False: it follows the latest published)."""
+        account_id = self.account_id(account)
+        self.registry.latest(workflow)  # NotFound for an unknown workflow
+        chosen = self.registry.chosen(account_id, workflow) is not None
+        return self.registry.for_account(account_id, workflow), chosen
+
+    def choose_workflow(
+        self, *, account: str, workflow: str, version: str | None
+    ) -> tuple[Definition, bool]:
+        """Give the account's new tickets ``version`` (human version or hash) of ``workflow``;
+        None: the latest published, whichever that is at the time. Tickets keep theirs."""
+        d = self.registry.choose(self.account_id(account), workflow, version)
+        return d, version is not None
 
     # --- accounts ------------------------------------------------------------------------
     def create_account(self, *, slug: str, name: str) -> int:
@@ -207,7 +266,8 @@ class Tierflow:
         workflow: str = "support",
         idempotency: Idempotency | None = None,
     ) -> TicketView:
-        definition = self.definition(workflow)
+        account_id = self.account_id(account)
+        definition = self.registry.for_account(account_id, workflow)
         now = self.clock()
         spec = definition.spec
         if kind not in spec.kinds:
@@ -237,7 +297,6 @@ class Tierflow:
                 "now (the limit on received_at)",
             )
         received_at = received_at.astimezone(UTC)
-        account_id = self.account_id(account)
         event = EventRecord(
             kind="created",
             at=now,
@@ -704,6 +763,10 @@ class Tierflow:
             sla={name: clock_report(d, c, now) for name, c in state.sla.clocks.items()},
             replayed=replayed,
         )
+
+
+def _origin(d: Definition) -> str:
+    return d.origin or "the definitions given"
 
 
 def _age(limit: timedelta) -> str:

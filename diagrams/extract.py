@@ -390,7 +390,9 @@ def ticket_diagram(
     """
     base = workflow_diagram(definition, grouped=False)
     history = sorted(events, key=lambda ev: ev.seq)
-    entered = [ev for ev in history if ev.kind in ("created", "transition") and ev.to_state]
+    entered = [
+        ev for ev in history if ev.kind in ("created", "transition", "migrated") and ev.to_state
+    ]
 
     spent: dict[str, float] = {}
     visits: dict[str, int] = {}

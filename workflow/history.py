@@ -4,11 +4,16 @@
 playbook position, outcome, first response, SLA due instants...). The service uses it to compute
 what a unit of work writes, and :func:`replay` uses it to rebuild a ticket from its history, so
 "replaying the events reproduces the stored ticket" holds by construction and is checkable.
+
+A ``migrated`` event moves a ticket onto another version of its workflow (see
+:mod:`workflow.migrate`): its ``data`` names the version left and the version entered
+(``from_hash`` / ``to_hash``), so :func:`replay` folds the events before it with the old
+version and those after it with the new one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
@@ -16,7 +21,7 @@ from typing import Any
 from .definition import Definition
 from .sla import SlaFields, sla_fields
 
-__all__ = ["EVENT_KINDS", "EventRecord", "TicketState", "apply", "replay"]
+__all__ = ["EVENT_KINDS", "EventRecord", "Resolve", "TicketState", "apply", "fold", "replay"]
 
 EVENT_KINDS = (
     "created",
@@ -25,7 +30,11 @@ EVENT_KINDS = (
     "field_update",
     "playbook_step",
     "sla_breached",
+    "migrated",
 )
+
+Resolve = Callable[[str], Definition]
+"""A definition version by its hash (``DefinitionRegistry.by_hash``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +84,17 @@ class TicketState:
 _COLUMN_FIELDS = tuple(f.name for f in fields(TicketState) if f.name != "sla")
 
 
-def apply(definition: Definition, ticket: TicketState | None, event: EventRecord) -> TicketState:
-    """The ticket after ``event``. ``ticket`` is None exactly for the ``created`` event."""
+def apply(
+    definition: Definition,
+    ticket: TicketState | None,
+    event: EventRecord,
+    *,
+    before: Definition | None = None,
+) -> TicketState:
+    """The ticket after ``event``. ``ticket`` is None exactly for the ``created`` event.
+
+    ``definition`` is the version the ticket runs on after the event; for a ``migrated`` event
+    ``before`` is the version it leaves (its SLA clocks are closed on that version's calendar)."""
     if event.kind == "created":
         if ticket is not None:
             raise ValueError("'created' must be the first event")
@@ -130,22 +148,78 @@ def apply(definition: Definition, ticket: TicketState | None, event: EventRecord
             )
     elif event.kind == "playbook_step":
         updates["playbook_position"] = ticket.playbook_position + 1
+    elif event.kind == "migrated":
+        if before is None:
+            raise ValueError("a 'migrated' event needs the version it leaves (before=)")
+        assert event.to_state is not None
+        into_done = definition.group_of(event.to_state) == "done"
+        was_done = before.group_of(ticket.state) == "done"
+        moved = event.to_state != ticket.state
+        updates.update(
+            state=event.to_state,
+            level=definition.level_of(event.to_state),
+            state_entered_at=event.at if moved else ticket.state_entered_at,
+            resolved_at=(ticket.resolved_at if was_done else event.at) if into_done else None,
+            priority=definition.priority(ticket.complexity, ticket.urgency),
+        )
+        updates.update(event.changes)  # previous_state, mapped onto the new version
     elif event.kind not in ("response", "sla_breached"):
         raise ValueError(f"unknown event kind {event.kind!r}")
     if event.response and ticket.first_response_at is None:
         updates["first_response_at"] = event.at
     new = replace(ticket, **updates)
-    return replace(new, sla=sla_fields(definition, new, ticket, event))
+    return replace(new, sla=sla_fields(definition, new, ticket, event, before=before))
 
 
-def replay(definition: Definition, events: Iterable[EventRecord]) -> TicketState:
-    """Fold a whole history; raises ValueError on an empty or malformed one."""
+def replay(
+    definition: Definition, events: Iterable[EventRecord], *, resolve: Resolve | None = None
+) -> TicketState:
+    """Fold a whole history; raises ValueError on an empty or malformed one.
+
+    ``definition`` is the version the ticket runs on now. A history with ``migrated`` events
+    starts on the version the first of them left and switches at each; ``resolve`` finds those
+    versions by hash (required then), and the last one entered must be ``definition``."""
+    history = events if isinstance(events, list) else list(events)
+    ticket, current = fold(definition, history, resolve=resolve)
+    if current.hash != definition.hash:
+        raise ValueError(
+            f"the history ends on version #{current.hash}, but the ticket is on #{definition.hash}"
+        )
+    return ticket
+
+
+def fold(
+    definition: Definition,
+    history: list[EventRecord],
+    *,
+    resolve: Resolve | None = None,
+    upto: int | None = None,
+) -> tuple[TicketState, Definition]:
+    """The ticket after the first ``upto`` events (all by default) of its whole ``history``,
+    and the version it ran on then. ``definition`` is the version it runs on now."""
+    migrations = [e for e in history if e.kind == "migrated"]
+    current = definition
+    if migrations:
+        if resolve is None:
+            raise ValueError("the history has 'migrated' events: replay needs resolve=")
+        current = resolve(migrations[0].data["from_hash"])
     ticket: TicketState | None = None
-    for event in events:
-        ticket = apply(definition, ticket, event)
+    for event in history[:upto]:
+        if event.kind == "migrated":
+            assert resolve is not None
+            if event.data["from_hash"] != current.hash:
+                raise ValueError(
+                    f"'migrated' event leaves version #{event.data['from_hash']}, but the "
+                    f"ticket was on #{current.hash}"
+                )
+            target = resolve(event.data["to_hash"])
+            ticket = apply(target, ticket, event, before=current)
+            current = target
+        else:
+            ticket = apply(current, ticket, event)
     if ticket is None:
         raise ValueError("no events")
-    return ticket
+    return ticket, current
 
 
 def _instant(value: Any) -> datetime:

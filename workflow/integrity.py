@@ -59,7 +59,7 @@ def _check_one(tf: Tierflow, row: dict[str, Any], events: list[RowMapping]) -> l
         return [f"ticket {tid}: event seq {seqs} is not 1..{len(seqs)}"]
     try:
         d = tf.registry.by_hash(row["definition_hash"])
-        replayed = replay(d, (record_of(e) for e in events))
+        replayed = replay(d, [record_of(e) for e in events], resolve=tf.registry.by_hash)
     except Exception as exc:  # a history that cannot be replayed is exactly what we look for
         return [f"ticket {tid}: history does not replay: {exc}"]
     stored = state_of(row)

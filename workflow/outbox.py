@@ -64,6 +64,7 @@ TYPES = {
     "playbook_step": "ticket.updated",
     "response": "ticket.responded",
     "sla_breached": "ticket.sla_breached",
+    "migrated": "ticket.migrated",
 }
 """The outgoing type of each history event kind."""
 

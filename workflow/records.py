@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
+from .definition import Definition
 from .errors import InputError
 from .history import EventRecord, TicketState
 from .machine import Fired
@@ -158,6 +159,8 @@ class Decision:
     before the unit ran are added by the unit itself."""
 
     events: list[tuple[EventRecord, str | None]]
+    moves_to: Definition | None = None
+    """The version a ``migrated`` event among ``events`` moves the ticket onto."""
 
 
 NOTHING = Decision([])

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import counts, integrity, jobs, outbox, people, queries
+from . import migrate as migration
 from .db import Database
 from .definition import Definition, builtin_definitions, check_text, folder_definitions
 from .errors import (
@@ -38,7 +39,7 @@ from .errors import (
     VersionMismatch,
     VersionTaken,
 )
-from .history import EventRecord, TicketState, apply, replay
+from .history import EventRecord, TicketState, apply, fold
 from .machine import ADMIN, machine_for
 from .prepared import Prepared
 from .records import (
@@ -516,6 +517,9 @@ class Tierflow:
     close_expired = jobs.close_expired
     check = integrity.check
 
+    # --- moving open tickets to another version (workflow.migrate) -------------------------
+    migrate = migration.migrate
+
     # --- internals -----------------------------------------------------------------------
     def _unit(
         self,
@@ -576,20 +580,26 @@ class Tierflow:
             d = self.registry.by_hash(row["definition_hash"])
             ticket = state_of(row)
             now = self.clock()
-            decided = decide(ticket, d, now).events
+            decision = decide(ticket, d, now)
             # a clock that ran out before this moment gets its breach recorded first
             pending = [
                 (EventRecord(kind="sla_breached", at=now, data={"clock": c}), None)
                 for c in due_breaches(ticket, now)
             ]
-            todo = pending + decided
+            todo = pending + decision.events
             if not todo:
                 return self._view(account, row, d, ticket, now), 0
             new = ticket
             for event, _note in todo:
-                new = apply(d, new, event)
+                if event.kind == "migrated" and decision.moves_to is not None:
+                    new = apply(decision.moves_to, new, event, before=d)
+                    d = decision.moves_to
+                else:
+                    new = apply(d, new, event)
             # only what differs from the stored row (unchanged columns would rewrite indexes)
             values = {k: v for k, v in new.as_columns().items() if row.get(k) != v}
+            if d.hash != row["definition_hash"]:
+                values["definition_hash"] = d.hash
             values["updated_at"] = now
             matched = _cas(tuple(values)).execute(
                 conn, {**values, "b_id": ticket_id, "b_version": ticket.version}
@@ -723,18 +733,21 @@ class Tierflow:
         )
 
     def _view_at(self, conn: Connection, account: str, ticket_id: int, version: int) -> TicketView:
-        """The ticket as it was right after ``version`` (rebuilt from history)."""
+        """The ticket as it was right after ``version`` (rebuilt from history, on the version
+        of the workflow it ran on then)."""
         row = dict(conn.execute(sa.select(T).where(T.c.id == ticket_id)).mappings().one())
-        d = self.registry.by_hash(row["definition_hash"])
         evs = (
-            conn.execute(
-                sa.select(E).where(E.c.ticket_id == ticket_id, E.c.seq <= version).order_by(E.c.seq)
-            )
+            conn.execute(sa.select(E).where(E.c.ticket_id == ticket_id).order_by(E.c.seq))
             .mappings()
             .all()
         )
-        state = replay(d, (record_of(e) for e in evs))
-        at = evs[-1]["at"]
+        state, d = fold(
+            self.registry.by_hash(row["definition_hash"]),
+            [record_of(e) for e in evs],
+            resolve=self.registry.by_hash,
+            upto=version,
+        )
+        at = evs[version - 1]["at"]
         return self._view(account, {**row, "updated_at": at}, d, state, at, replayed=True)
 
     def _view(

@@ -13,6 +13,14 @@ the due instant (when running), the breach instant once it is known. Stored per 
 (indexed): the earliest due instant and at-risk instant of its running clocks, and the earliest
 breach.
 
+After a migration to another version of the workflow (a ``migrated`` event), each clock keeps
+the business time it used, measured on the old version's calendar up to the migration instant,
+and from then on runs on the new version's calendar (with the holidays pinned in that version)
+against the new version's target for the ticket's priority. A breach already happened stays; a
+clock whose time used already reaches its new target breaches at the migration, never earlier
+(like a target change); a clock only the new version has starts at the migration with nothing
+used; a clock the new version drops is gone (its breach events stay in the history).
+
 A breach happens when the business time used reaches the target (``>=``). When a target is
 changed (the priority changed) while the time already used reaches the new target, the breach
 is at that change, never earlier. The running stretch of a clock is closed (its business time
@@ -135,9 +143,15 @@ def _stopped(definition: Definition, name: str, t: TicketState) -> bool:
 
 
 def sla_fields(
-    definition: Definition, new: TicketState, old: TicketState | None, event: EventRecord
+    definition: Definition,
+    new: TicketState,
+    old: TicketState | None,
+    event: EventRecord,
+    *,
+    before: Definition | None = None,
 ) -> SlaFields:
-    """Every clock of ``new`` after ``event``; ``old`` is the ticket before (None at creation)."""
+    """Every clock of ``new`` after ``event``; ``old`` is the ticket before (None at creation).
+    ``before``: the version a ``migrated`` event leaves (``definition`` is the one it enters)."""
     cal = definition.calendar
     clocks: dict[str, ClockState] = {}
     for name, spec in definition.spec.sla.items():
@@ -145,6 +159,8 @@ def sla_fields(
         stopped = _stopped(definition, name, new)
         active = not stopped and new.state not in spec.pause_in
         prev = old.sla.clocks.get(name) if old is not None else None
+        if before is not None and old is not None:
+            prev = _carried(before, prev, event.at)
         if prev is None:  # the clock starts when the customer asked
             elapsed = _ZERO
             running_since: datetime | None = new.received_at if active else None
@@ -184,6 +200,29 @@ def sla_fields(
             target, elapsed, running_since, stopped_at, due_at, breached_at, recorded
         )
     return _summary(definition, clocks, event.at)
+
+
+_FRESH = ClockState(None, _ZERO, None, None, None, None)
+"""A clock the version left did not have: it starts at the migration with nothing used."""
+
+
+def _carried(before: Definition, prev: ClockState | None, at: datetime) -> ClockState:
+    """A clock as it leaves version ``before`` at ``at``: its running stretch closed on that
+    version's calendar (the new version's calendar counts from ``at`` on)."""
+    if prev is None:
+        return _FRESH
+    if prev.running_since is None:
+        return prev
+    used = prev.elapsed + before.calendar.between(prev.running_since, at)
+    return ClockState(
+        prev.target_s,
+        used,
+        None,
+        prev.stopped_at,
+        prev.due_at,
+        prev.breached_at,
+        prev.breach_recorded,
+    )
 
 
 def _summary(definition: Definition, clocks: dict[str, ClockState], at: datetime) -> SlaFields:

@@ -30,7 +30,7 @@ MEDIAN_WINDOW = 2_000
 
 _T: Any = Ticket.__table__  # type: ignore[attr-defined]
 _E: Any = TicketEvent.__table__  # type: ignore[attr-defined]
-_ENTERING = ("created", "transition")
+_ENTERING = ("created", "transition", "migrated")
 
 
 @dataclass(frozen=True, slots=True)

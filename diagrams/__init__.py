@@ -9,6 +9,7 @@ Renderers: DOT (``to_dot``, the ``graphviz`` package), Mermaid ``stateDiagram-v2
 without it). The domain (``workflow``) never imports this package.
 """
 
+from .diff import diff_diagram
 from .dot import to_dot
 from .extract import (
     focus_diagram,
@@ -34,6 +35,7 @@ __all__ = [
     "Diagram",
     "GraphvizMissing",
     "RenderError",
+    "diff_diagram",
     "focus_diagram",
     "live_diagram",
     "parse_show",

@@ -26,6 +26,7 @@ from .edge import Edge
 from .routes import (
     account_workflow,
     accounts,
+    designer,
     diagrams,
     events,
     health,
@@ -124,6 +125,7 @@ def create_app(
         account_workflow,
         workflows,
         diagrams,
+        designer,
         events,
         webhooks,
     ):

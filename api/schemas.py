@@ -522,3 +522,157 @@ class AccountWorkflow(PublishedVersion):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     database: Literal["ok", "unreachable"]
+
+
+# --- the designer's questions: diff, migration, what-if ---------------------------------------
+class DiffEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    key: str = Field(description="state name, `trigger@source`, `trigger@source guard`, ...")
+    before: Any = None
+    after: Any = None
+
+
+class DiffSection(BaseModel):
+    added: list[DiffEntry]
+    removed: list[DiffEntry]
+    changed: list[DiffEntry]
+
+
+class VersionRef(BaseModel):
+    version: str
+    hash: str
+
+
+class WorkflowDiff(BaseModel):
+    name: str
+    from_: VersionRef = Field(alias="from")
+    to: VersionRef
+    states: DiffSection
+    transitions: DiffSection
+    guards: DiffSection
+    roles: DiffSection
+    sla: DiffSection
+    calendar: DiffSection
+    other: list[str] = Field(description="other top-level fields that differ")
+
+
+StateName = Annotated[str, Field(min_length=1, max_length=60), AfterValidator(_no_nul)]
+
+
+class MigrationRequest(BaseModel):
+    model_config = _examples(
+        {
+            "workflow": "support",
+            "from_version": "1.0.0",
+            "to_version": "1.1.0",
+            "state_map": {"l3_solution": "l3_assessment"},
+            "dry_run": True,
+        }
+    )
+
+    workflow: Text = Field(default="support", min_length=1, max_length=64)
+    from_version: Text = Field(min_length=1, max_length=64)
+    to_version: Text = Field(min_length=1, max_length=64)
+    state_map: dict[StateName, StateName] = Field(
+        default_factory=dict,
+        max_length=200,
+        description="state of from_version -> state of to_version; a state not named keeps "
+        "its name",
+    )
+    dry_run: bool = Field(default=True, description="only plan (the default); false: apply")
+
+
+class MigrationItemPublic(BaseModel):
+    ticket: int
+    from_state: str
+    to_state: str
+    can_move: bool
+    reason: str | None = Field(description="why it cannot move")
+    moved: bool
+
+
+class MigrationPublic(BaseModel):
+    workflow: str
+    from_: VersionRef = Field(alias="from")
+    to: VersionRef
+    dry_run: bool
+    movable: int
+    moved: int
+    refused: int
+    items: list[MigrationItemPublic]
+
+
+class Candidate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: Text | None = Field(
+        default=None, max_length=64, description="a published version (human version or hash)"
+    )
+    yaml: Text | None = Field(
+        default=None, max_length=1_000_000, description="or the definition's YAML text"
+    )
+
+
+class WhatIfRequest(BaseModel):
+    model_config = _examples(
+        {
+            "workflow": "support",
+            "candidate": {"version": "1.1.0"},
+            "from": "2026-11-01T00:00:00Z",
+            "to": "2026-12-01T00:00:00Z",
+        }
+    )
+
+    workflow: Text = Field(default="support", min_length=1, max_length=64)
+    candidate: Candidate
+    from_: AwareDatetime | None = Field(
+        default=None, alias="from", description="tickets received from (default: 30 days ago)"
+    )
+    to: AwareDatetime | None = Field(
+        default=None, description="... until, excluded (default: now)"
+    )
+
+
+class AttainmentPublic(BaseModel):
+    met: int
+    breached: int
+    open: int
+    share_met: float | None = Field(description="met / (met + breached); null when none")
+
+
+class WhatIfSide(BaseModel):
+    label: str
+    versions: list[str]
+    tickets: int
+    first_response: AttainmentPublic
+    resolution: AttainmentPublic
+    breaches_by_priority: dict[str, int]
+    median_first_response_business_seconds: float | None
+    not_replayed: list[dict[str, Any]]
+
+
+class Refused(BaseModel):
+    ticket: int
+    seq: int
+    at: datetime
+    event: str
+    from_state: str | None
+    guard: str
+    message: str
+
+
+class Window(BaseModel):
+    from_: datetime = Field(alias="from")
+    to: datetime
+
+
+class WhatIfPublic(BaseModel):
+    account: str
+    workflow: str
+    window: Window
+    evaluated_at: datetime
+    current: WhatIfSide
+    candidate: WhatIfSide
+    refused: list[Refused]
+    refused_total: int

@@ -38,7 +38,14 @@ from .records import Decision, T, state_of
 if TYPE_CHECKING:
     from .service import Tierflow
 
-__all__ = ["MIGRATORS", "MigrationItem", "MigrationReport", "migrate", "plan_ticket"]
+__all__ = [
+    "MIGRATORS",
+    "MigrationItem",
+    "MigrationReport",
+    "migrate",
+    "named_version",
+    "plan_ticket",
+]
 
 MIGRATORS = (ADMIN, "supervisor", "designer")
 """Roles that may migrate an account's tickets (the platform admin, the account's supervisor,
@@ -146,8 +153,8 @@ def migrate(
     from ``from_version`` to ``to_version`` (human versions or hashes)."""
     if role not in MIGRATORS:
         raise Forbidden(role, "migrate tickets to another workflow version", list(MIGRATORS))
-    old = _version(tf, workflow, from_version, "from_version")
-    new = _version(tf, workflow, to_version, "to_version")
+    old = named_version(tf, workflow, from_version, "from_version")
+    new = named_version(tf, workflow, to_version, "to_version")
     if old.hash == new.hash:
         raise InputError("to_version", f"{to_version!r} is the version the tickets are on")
     state_map = dict(state_map or {})
@@ -238,7 +245,9 @@ def _apply_one(
     return MigrationItem(item.ticket_id, item.from_state, view.state, True, None, True)
 
 
-def _version(tf: Tierflow, workflow: str, version: str, field: str) -> Definition:
+def named_version(tf: Tierflow, workflow: str, version: str, field: str) -> Definition:
+    """A stored version of ``workflow`` by human version or hash; an InputError naming
+    ``field`` (and the published versions) when there is none."""
     if not tf.versions(workflow):
         known = ", ".join(d.name for d in tf.definitions())
         raise InputError("workflow", f"unknown workflow {workflow!r} (known: {known})")

@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from .definition import Definition
-from .errors import InputError
+from .errors import Forbidden, InputError
 from .guards import GuardContext
 from .history import EventRecord, TicketState, apply
 from .machine import ADMIN, machine_for
+from .migrate import MIGRATORS
 from .records import E, T, record_of, state_of
 from .sla import clock_report
 
@@ -177,9 +178,13 @@ def what_if(
     candidate: Definition,
     since: datetime,
     until: datetime,
+    role: str = ADMIN,
 ) -> WhatIf:
     """Replay ``account``'s tickets of ``candidate.name`` received in ``[since, until)`` through
-    ``candidate`` and compare with what happened (see the module docstring)."""
+    ``candidate`` and compare with what happened (see the module docstring). It reads every
+    ticket of the window: the roles that may migrate tickets may ask (``MIGRATORS``)."""
+    if role not in MIGRATORS:
+        raise Forbidden(role, "ask what a candidate definition would have done", list(MIGRATORS))
     for name, value in (("from", since), ("to", until)):
         if value.tzinfo is None:
             raise InputError(name, "must carry a UTC offset (ISO 8601 with offset)")

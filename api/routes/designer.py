@@ -1,0 +1,153 @@
+"""The process designer's questions: what changed between two versions (diff, as JSON or drawn),
+moving an account's open tickets to another version (migrations), and what a candidate
+definition would have done to an account's real tickets (what-if)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+
+import diagrams
+from workflow import Definition, DefinitionError, InputError, Tierflow, parse_text
+from workflow.diff import diff
+from workflow.migrate import named_version
+from workflow.whatif import what_if
+
+from ..deps import EngineDep, PrincipalDep, ScopeDep
+from ..schemas import (
+    MigrationPublic,
+    MigrationRequest,
+    WhatIfPublic,
+    WhatIfRequest,
+    WorkflowDiff,
+)
+from .diagrams import IMAGE, _image, _show
+
+router = APIRouter(tags=["designer"])
+
+WHAT_IF_DEFAULT_DAYS = 30
+From = Annotated[
+    str | None,
+    Query(alias="from", max_length=64, description="version (or hash); default: the one before"),
+]
+To = Annotated[
+    str | None, Query(max_length=64, description="version (or hash); default: the newest")
+]
+
+
+def _pair(engine: Tierflow, name: str, old: str | None, new: str | None) -> tuple[Definition, ...]:
+    """The two versions to compare (newest and the one before it by default)."""
+    engine.definition(name)  # 404 for an unknown workflow
+    stored = [v for v, _h, _at in engine.versions(name)]  # newest first
+    to = named_version(engine, name, new, "to") if new else engine.definition(name)
+    if old is None:
+        older = [v for v in stored if v != to.version]
+        old = older[0] if older else to.version
+    return named_version(engine, name, old, "from"), to
+
+
+@router.get("/v1/workflows/{name}/diff", response_model=WorkflowDiff)
+def workflow_diff(
+    name: str, engine: EngineDep, _caller: PrincipalDep, from_: From = None, to: To = None
+) -> Any:
+    """What changed from one version to another: states, transitions, guards, roles, SLA clocks
+    and the calendar, each added / removed / changed (any token)."""
+    old, new = _pair(engine, name, from_, to)
+    return diff(old, new).to_dict()
+
+
+@router.get("/v1/workflows/{name}/diff.{fmt}", responses=IMAGE, response_class=Response)
+def workflow_diff_diagram(
+    name: str,
+    fmt: Literal["svg", "png", "dot", "mmd"],
+    engine: EngineDep,
+    _caller: PrincipalDep,
+    from_: From = None,
+    to: To = None,
+    show: Annotated[str | None, Query(description="comma list: guards,roles")] = None,
+) -> Response:
+    """The newer version drawn with what changed marked: added (green), removed (red, dashed),
+    changed (amber), with a legend."""
+    old, new = _pair(engine, name, from_, to)
+    d = diagrams.diff_diagram(old, new, _show(show), legend_nodes=fmt == "mmd")
+    return _image(diagrams.render(d, fmt), fmt)
+
+
+@router.post("/v1/accounts/{acct}/migrations", response_model=MigrationPublic)
+def migrate(body: MigrationRequest, scope: ScopeDep) -> Any:
+    """Move this account's open tickets from one version to another (admin, the account's
+    supervisor). `dry_run` (the default) lists per ticket its state before and after and whether
+    it can move; otherwise each ticket that can moves in its own transaction (a `migrated`
+    event, outbox `ticket.migrated`)."""
+    report = scope.engine.migrate(
+        account=scope.account,
+        workflow=body.workflow,
+        from_version=body.from_version,
+        to_version=body.to_version,
+        state_map=body.state_map,
+        dry_run=body.dry_run,
+        role=scope.role,
+        actor=scope.actor,
+    )
+    return {
+        "workflow": report.workflow,
+        "from": {"version": report.from_version, "hash": report.from_hash},
+        "to": {"version": report.to_version, "hash": report.to_hash},
+        "dry_run": report.dry_run,
+        "movable": report.movable,
+        "moved": report.moved,
+        "refused": report.refused,
+        "items": [
+            {
+                "ticket": i.ticket_id,
+                "from_state": i.from_state,
+                "to_state": i.to_state,
+                "can_move": i.can_move,
+                "reason": i.reason,
+                "moved": i.moved,
+            }
+            for i in report.items
+        ],
+    }
+
+
+@router.post("/v1/accounts/{acct}/what-if", response_model=WhatIfPublic)
+def ask_what_if(body: WhatIfRequest, scope: ScopeDep) -> Any:
+    """Replay this account's real history (tickets received in the window) through a candidate
+    - a published version or YAML text - and compare with what happened: attainment, breaches
+    by priority, median business time to first response, and the events the candidate would
+    have refused. Nothing is written (admin, the account's supervisor)."""
+    engine = scope.engine
+    candidate = _candidate(engine, body)
+    now = engine.clock()
+    until = body.to or now
+    since = body.from_ or until - timedelta(days=WHAT_IF_DEFAULT_DAYS)
+    report = what_if(
+        engine,
+        account=scope.account,
+        candidate=candidate,
+        since=since,
+        until=until,
+        role=scope.role,
+    )
+    return report.to_dict()
+
+
+def _candidate(engine: Tierflow, body: WhatIfRequest) -> Definition:
+    c = body.candidate
+    if (c.version is None) == (c.yaml is None):
+        raise InputError("candidate", "give exactly one of version (published) or yaml (text)")
+    if c.version is not None:
+        return named_version(engine, body.workflow, c.version, "candidate.version")
+    assert c.yaml is not None
+    try:
+        d = parse_text(c.yaml, source="candidate.yaml")
+    except DefinitionError as exc:
+        raise InputError("candidate.yaml", exc.detail) from None
+    if d.name != body.workflow:
+        raise InputError(
+            "candidate.yaml", f"defines workflow {d.name!r}, not {body.workflow!r} (workflow)"
+        )
+    return d

@@ -629,9 +629,7 @@ class WhatIfRequest(BaseModel):
     from_: AwareDatetime | None = Field(
         default=None, alias="from", description="tickets received from (default: 30 days ago)"
     )
-    to: AwareDatetime | None = Field(
-        default=None, description="... until, excluded (default: now)"
-    )
+    to: AwareDatetime | None = Field(default=None, description="... until, excluded (default: now)")
 
 
 class AttainmentPublic(BaseModel):

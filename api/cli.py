@@ -9,7 +9,9 @@
     tierflow render               draw a workflow (or a ticket's place in it)
     tierflow tokens create|list|revoke|reset-admin   tokens (an account's, or a designer's) /
                                   rotate the admin token
-    tierflow workflows publish|validate|list   published definitions in the database
+    tierflow workflows publish|validate|list|diff   published definitions; two compared
+    tierflow what-if              replay an account's history through a candidate definition
+    tierflow migrate              move an account's open tickets to another version
     tierflow webhooks dispatch    send due webhook deliveries (one pass, or --loop)
 
 Every option and argument has one line of help (``tests/test_cli.py`` walks the parser). A new
@@ -412,6 +414,11 @@ def parser() -> argparse.ArgumentParser:
     wl = wf_sub.add_parser("list", help="published versions, newest first")
     wl.add_argument("name", nargs="?", default=None, help="only this workflow (default: all)")
     wl.set_defaults(func=_workflows_list)
+
+    from .cli_designer import add_commands, add_diff
+
+    add_diff(wf_sub)
+    add_commands(sub)
     return p
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -85,6 +85,28 @@ class MigrationReport:
     @property
     def refused(self) -> int:
         return sum(not i.can_move for i in self.items)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "workflow": self.workflow,
+            "from": {"version": self.from_version, "hash": self.from_hash},
+            "to": {"version": self.to_version, "hash": self.to_hash},
+            "dry_run": self.dry_run,
+            "movable": self.movable,
+            "moved": self.moved,
+            "refused": self.refused,
+            "items": [
+                {
+                    "ticket": i.ticket_id,
+                    "from_state": i.from_state,
+                    "to_state": i.to_state,
+                    "can_move": i.can_move,
+                    "reason": i.reason,
+                    "moved": i.moved,
+                }
+                for i in self.items
+            ],
+        }
 
 
 @dataclass(frozen=True, slots=True)

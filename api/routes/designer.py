@@ -91,26 +91,7 @@ def migrate(body: MigrationRequest, scope: ScopeDep) -> Any:
         role=scope.role,
         actor=scope.actor,
     )
-    return {
-        "workflow": report.workflow,
-        "from": {"version": report.from_version, "hash": report.from_hash},
-        "to": {"version": report.to_version, "hash": report.to_hash},
-        "dry_run": report.dry_run,
-        "movable": report.movable,
-        "moved": report.moved,
-        "refused": report.refused,
-        "items": [
-            {
-                "ticket": i.ticket_id,
-                "from_state": i.from_state,
-                "to_state": i.to_state,
-                "can_move": i.can_move,
-                "reason": i.reason,
-                "moved": i.moved,
-            }
-            for i in report.items
-        ],
-    }
+    return report.to_dict()
 
 
 @router.post("/v1/accounts/{acct}/what-if", response_model=WhatIfPublic)

@@ -53,6 +53,9 @@ class Config:
     memory_samples: int = 5
     # diagrams
     diagram_repeats: int = 15
+    # what-if
+    whatif_tickets: int = 100_000
+    whatif_repeats: int = 3
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -75,6 +78,8 @@ class Config:
             memory_tickets=64,
             memory_samples=2,
             diagram_repeats=3,
+            whatif_tickets=2000,
+            whatif_repeats=1,
         )
 
 

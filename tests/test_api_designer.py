@@ -210,13 +210,13 @@ def test_what_if_of_a_calendar_change_over_http(
             "supervisor",
             {"candidate": {"yaml": "- a list"}},
             422,
-            "candidate.yaml: candidate.yaml is",
+            "candidate.yaml is invalid (1 problem(s)):\n  - the top level must be a mapping",
         ),
         (
             "supervisor",
             {"candidate": {"yaml": edited("1.9", ("name: support", "name: billing"))}},
             422,
-            "candidate.yaml: defines workflow 'billing', not 'support'",
+            "name: 'billing' is not 'support'",
         ),
         (
             "supervisor",
@@ -236,3 +236,26 @@ def test_what_if_refusals(
     r = acme.client.post(acme.url("/what-if"), json=body, headers=acme.as_(role))
     assert r.status_code == status, r.text
     assert needle in r.json()["detail"]
+
+
+def test_a_designer_may_ask_and_migrate_on_any_account(
+    acme: Api, client: TestClient, engine: Tierflow
+) -> None:
+    _publish(engine, PLAN_GUARD)
+    _id, token = client.app.state.tokens.issue_platform(role="designer", name="Dana")  # type: ignore[attr-defined]
+    h = auth(token)
+    r = client.post(acme.url("/what-if"), json={"candidate": {"version": "1.1.0"}}, headers=h)
+    assert r.status_code == 200, r.text
+    body = {"from_version": "1.0.0", "to_version": "1.1.0"}
+    r = client.post(acme.url("/migrations"), json=body, headers=h)
+    assert (r.status_code, r.json()["dry_run"]) == (200, True)
+    r = client.post("/v1/accounts/nope/migrations", json=body, headers=h)
+    assert r.status_code == 404
+    # another account's supervisor does not see this one
+    other = Api(client, "other")
+    r = client.post(
+        acme.url("/what-if"),
+        json={"candidate": {"version": "1.1.0"}},
+        headers=other.as_("supervisor"),
+    )
+    assert r.status_code == 404

@@ -7,15 +7,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 import diagrams
-from workflow import Definition, DefinitionError, InputError, Tierflow, parse_text
+from workflow import Definition, InputError, NotFound, Tierflow
+from workflow.definition import check_text
 from workflow.diff import diff
 from workflow.migrate import named_version
 from workflow.whatif import what_if
 
-from ..deps import EngineDep, PrincipalDep, ScopeDep
+from ..deps import EngineDep, PrincipalDep, Scope, _principal
 from ..schemas import (
     MigrationPublic,
     MigrationRequest,
@@ -26,6 +27,21 @@ from ..schemas import (
 from .diagrams import IMAGE, _image, _show
 
 router = APIRouter(tags=["designer"])
+
+
+def designer_scope(request: Request, acct: str) -> Scope:
+    """The account's own tokens, and the platform's admin and designers (any account; 404 for
+    an unknown one). Which roles may act is the domain's decision (``MIGRATORS``)."""
+    principal = _principal(request.app.state.tokens, request.headers.get("authorization"))
+    engine: Tierflow = request.app.state.engine
+    if principal.is_admin or principal.is_designer:
+        engine.account_id(acct)
+    elif principal.account != acct:
+        raise NotFound("account", acct)
+    return Scope(acct, principal, engine)
+
+
+DesignerScope = Annotated[Scope, Depends(designer_scope)]
 
 WHAT_IF_DEFAULT_DAYS = 30
 From = Annotated[
@@ -76,11 +92,11 @@ def workflow_diff_diagram(
 
 
 @router.post("/v1/accounts/{acct}/migrations", response_model=MigrationPublic)
-def migrate(body: MigrationRequest, scope: ScopeDep) -> Any:
-    """Move this account's open tickets from one version to another (admin, the account's
-    supervisor). `dry_run` (the default) lists per ticket its state before and after and whether
-    it can move; otherwise each ticket that can moves in its own transaction (a `migrated`
-    event, outbox `ticket.migrated`)."""
+def migrate(body: MigrationRequest, scope: DesignerScope) -> Any:
+    """Move this account's open tickets from one version to another (admin, designer, the
+    account's supervisor). `dry_run` (the default) lists per ticket its state before and after
+    and whether it can move; otherwise each ticket that can moves in its own transaction (a
+    `migrated` event, outbox `ticket.migrated`)."""
     report = scope.engine.migrate(
         account=scope.account,
         workflow=body.workflow,
@@ -95,11 +111,12 @@ def migrate(body: MigrationRequest, scope: ScopeDep) -> Any:
 
 
 @router.post("/v1/accounts/{acct}/what-if", response_model=WhatIfPublic)
-def ask_what_if(body: WhatIfRequest, scope: ScopeDep) -> Any:
+def ask_what_if(body: WhatIfRequest, scope: DesignerScope) -> Any:
     """Replay this account's real history (tickets received in the window) through a candidate
     - a published version or YAML text - and compare with what happened: attainment, breaches
     by priority, median business time to first response, and the events the candidate would
-    have refused. Nothing is written (admin, the account's supervisor)."""
+    have refused. Nothing is written (admin, designer, the account's supervisor). An invalid
+    YAML candidate is a 422 `invalid-definition` listing every problem with its line."""
     engine = scope.engine
     candidate = _candidate(engine, body)
     now = engine.clock()
@@ -123,12 +140,4 @@ def _candidate(engine: Tierflow, body: WhatIfRequest) -> Definition:
     if c.version is not None:
         return named_version(engine, body.workflow, c.version, "candidate.version")
     assert c.yaml is not None
-    try:
-        d = parse_text(c.yaml, source="candidate.yaml")
-    except DefinitionError as exc:
-        raise InputError("candidate.yaml", exc.detail) from None
-    if d.name != body.workflow:
-        raise InputError(
-            "candidate.yaml", f"defines workflow {d.name!r}, not {body.workflow!r} (workflow)"
-        )
-    return d
+    return check_text(c.yaml, name=body.workflow, source="candidate.yaml")

@@ -149,9 +149,12 @@ def sla_fields(
     event: EventRecord,
     *,
     before: Definition | None = None,
+    summary: bool = True,
 ) -> SlaFields:
     """Every clock of ``new`` after ``event``; ``old`` is the ticket before (None at creation).
-    ``before``: the version a ``migrated`` event leaves (``definition`` is the one it enters)."""
+    ``before``: the version a ``migrated`` event leaves (``definition`` is the one it enters).
+    ``summary=False`` leaves the per-ticket columns (earliest due, at-risk, breach) empty: for a
+    reader that needs the clocks only (what-if)."""
     cal = definition.calendar
     clocks: dict[str, ClockState] = {}
     for name, spec in definition.spec.sla.items():
@@ -194,11 +197,24 @@ def sla_fields(
                     breached_at = prev.due_at
         due_at = None
         if target is not None and running_since is not None:
-            left = max(timedelta(seconds=target) - elapsed, _ZERO)
-            due_at = breached_at if breached_at is not None else cal.add(running_since, left)
+            if breached_at is not None:
+                due_at = breached_at
+            elif (
+                prev is not None
+                and prev.due_at is not None
+                and prev.breached_at is None
+                and (prev.running_since, prev.elapsed, prev.target_s)
+                == (running_since, elapsed, target)
+            ):
+                due_at = prev.due_at  # the same stretch, time used and target: the same instant
+            else:
+                left = max(timedelta(seconds=target) - elapsed, _ZERO)
+                due_at = cal.add(running_since, left)
         clocks[name] = ClockState(
             target, elapsed, running_since, stopped_at, due_at, breached_at, recorded
         )
+    if not summary:
+        return SlaFields(clocks, None, None, None)
     return _summary(definition, clocks, event.at)
 
 

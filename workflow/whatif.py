@@ -20,6 +20,7 @@ clocks decide when it would have breached. A ticket whose history the candidate 
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import Counter
 from collections.abc import Iterable
@@ -35,7 +36,7 @@ from .guards import GuardContext
 from .history import EventRecord, TicketState, apply
 from .machine import ADMIN, machine_for
 from .migrate import MIGRATORS
-from .records import E, T, record_of, state_of
+from .records import E, T, state_of
 from .sla import clock_report
 
 if TYPE_CHECKING:
@@ -215,9 +216,46 @@ def what_if(
     return WhatIf(account, candidate.name, since, until, now, current, cand, refused, total)
 
 
+@dataclass(frozen=True, slots=True)
+class _Event:
+    record: EventRecord
+    seq: int
+    role: str | None
+    note: str | None
+
+
+_EVENTS = (
+    sa.select(
+        E.c.ticket_id,
+        E.c.seq,
+        E.c.kind,
+        E.c.trigger,
+        E.c.from_state,
+        E.c.to_state,
+        # as text: most are '{}', decoded only when not
+        sa.cast(E.c.changes, sa.Text).label("changes"),
+        sa.cast(E.c.data, sa.Text).label("data"),
+        E.c.response,
+        E.c.role,
+        E.c.note,
+        E.c.at,
+    )
+    # breaches recorded under the version that ran: the candidate's clocks decide its own
+    .where(E.c.ticket_id.in_(sa.bindparam("ids", expanding=True)), E.c.kind != "sla_breached")
+    .order_by(E.c.ticket_id, E.c.seq)
+)
+
+
+def _object(text: str | None) -> dict[str, Any]:
+    if not text or text == "{}":
+        return {}
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {}
+
+
 def _batches(
     tf: Tierflow, account_id: int, workflow: str, since: datetime, until: datetime
-) -> Iterable[tuple[list[dict[str, Any]], dict[int, list[Any]]]]:
+) -> Iterable[tuple[list[dict[str, Any]], dict[int, list[_Event]]]]:
     last = 0
     while True:
         with tf.db.read() as conn:
@@ -239,30 +277,36 @@ def _batches(
             if not rows:
                 return
             ids = [r["id"] for r in rows]
-            events: dict[int, list[Any]] = {i: [] for i in ids}
-            for e in conn.execute(
-                sa.select(E).where(E.c.ticket_id.in_(ids)).order_by(E.c.ticket_id, E.c.seq)
-            ).mappings():
-                events[e["ticket_id"]].append(e)
+            events: dict[int, list[_Event]] = {i: [] for i in ids}
+            for e in conn.execute(_EVENTS, {"ids": ids}):
+                record = EventRecord(
+                    kind=e.kind,
+                    at=e.at,
+                    trigger=e.trigger,
+                    from_state=e.from_state,
+                    to_state=e.to_state,
+                    changes=_object(e.changes),
+                    data=_object(e.data),
+                    response=bool(e.response),
+                )
+                events[e.ticket_id].append(_Event(record, e.seq, e.role, e.note))
         yield rows, events
         last = ids[-1]
 
 
 def _replay(
-    candidate: Definition, ticket_id: int, rows: list[Any], refused: list[Refusal]
+    candidate: Definition, ticket_id: int, events: list[_Event], refused: list[Refusal]
 ) -> TicketState:
     machine = machine_for(candidate)
     ticket: TicketState | None = None
-    for row in rows:
-        event = record_of(row)
-        if event.kind == "sla_breached":
-            continue  # the candidate's own clocks decide its breaches
+    for e in events:
+        event = e.record
         if event.kind == "transition" and ticket is not None:
-            for guard, message in _judge(candidate, machine, ticket, event, row):
+            for guard, message in _judge(candidate, machine, ticket, event, e.role, e.note):
                 refused.append(
                     Refusal(
                         ticket_id,
-                        row["seq"],
+                        e.seq,
                         event.at,
                         event.trigger or "",
                         event.from_state,
@@ -270,17 +314,22 @@ def _replay(
                         message,
                     )
                 )
-        if event.kind == "migrated":
-            ticket = apply(candidate, ticket, event, before=candidate)
+        if event.kind == "migrated":  # a state change within the candidate
+            ticket = apply(candidate, ticket, event, before=candidate, summary=False)
         else:
-            ticket = apply(candidate, ticket, event)
+            ticket = apply(candidate, ticket, event, summary=False)
     if ticket is None:
         raise ValueError("no events")
     return ticket
 
 
 def _judge(
-    candidate: Definition, machine: Any, ticket: TicketState, event: EventRecord, row: Any
+    candidate: Definition,
+    machine: Any,
+    ticket: TicketState,
+    event: EventRecord,
+    role: str | None,
+    note: str | None,
 ) -> list[tuple[str, str]]:
     """(guard, message) for each reason the candidate would have refused this transition."""
     trigger, source = event.trigger or "", event.from_state or ticket.state
@@ -293,11 +342,11 @@ def _judge(
             )
         ]
     out: list[tuple[str, str]] = []
-    role = row["role"] or ""
+    role = role or ""
     if role not in _ANY_ROLE and role not in t.roles:
         allowed = ", ".join(sorted(t.roles))
         out.append(("role", f"role {role!r} may not fire {trigger!r} here (allowed: {allowed})"))
-    ctx = GuardContext(ticket, candidate, role, row["note"], event.data, event.at)
+    ctx = GuardContext(ticket, candidate, role, note, event.data, event.at)
     out += [(r.guard, r.message) for r in machine.reasons(t, ctx)]
     return out
 

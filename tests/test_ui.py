@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -267,3 +268,33 @@ def test_live_load_polls_while_the_stream_fails_and_resumes_it(
         expect(mode).to_have_attribute("data-mode", "stream", timeout=5_000)
         fire(base, 1, "customer_replied")
         expect(waiting).to_contain_text("1 now", timeout=2_000)
+
+
+def test_versions_diff_and_what_if(live: tuple[str, int]) -> None:
+    """A second version published: the page compares it with the first (the diff drawn, the
+    added state marked) and shows what it would have done to the account's tickets."""
+    from tests.variants import ADD_REVIEW, CANCEL_REVIEW, REVIEW_TRANSITIONS, edited
+
+    base, _ = live
+    httpx.post(
+        f"{base}/v1/workflows/support/versions",
+        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/yaml"},
+        content=edited("1.1.0", ADD_REVIEW, REVIEW_TRANSITIONS, CANCEL_REVIEW),
+        timeout=10,
+    ).raise_for_status()
+    with chromium_page() as page:
+        page.goto(f"{base}/ui/#token={ADMIN}")
+        expect(page.locator("#version option")).to_contain_text(["1.1.0", "1.0.0"])
+        expect(page.locator('#diagram [id="state.l2_review"]')).to_be_visible()
+        page.select_option("#compare", label=page.locator("#compare option").nth(2).inner_text())
+        added = page.locator('#diagram [id="state.l2_review"]')
+        expect(added).to_have_attribute("class", re.compile(r"\badded\b"))
+        expect(page.locator('#diagram [id="state.l1_triage"]')).to_have_attribute(
+            "class", re.compile(r"\bsame\b")
+        )
+        page.fill("#account", "acme")
+        page.click("#what-if")
+        table = page.locator("#whatif-table")
+        expect(table.locator("tr").nth(0)).to_contain_text("candidate 1.1.0")
+        expect(table.locator("tr").nth(1)).to_have_text(re.compile(r"tickets\s*2\s*2"))
+        expect(page.locator("#whatif-details h3")).to_have_text("Events it would have refused: 0")

@@ -27,8 +27,13 @@ function showError(message) {
   box.hidden = !message;
 }
 
-async function api(path, { as = "json", method = "GET", headers = {} } = {}) {
-  const res = await fetch(path, { method, headers: { Authorization: `Bearer ${state.token}`, ...headers } });
+async function api(path, { as = "json", method = "GET", headers = {}, body = undefined } = {}) {
+  const init = { method, headers: { Authorization: `Bearer ${state.token}`, ...headers } };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers["Content-Type"] = "application/json";
+  }
+  const res = await fetch(path, init);
   if (res.status === 304) return null;
   if (!res.ok) {
     let detail = `${res.status} ${res.statusText}`;
@@ -62,6 +67,8 @@ async function loadVersions() {
   $("version").replaceChildren(...detail.versions.map((v) =>
     el("option", { value: v.hash }, `${v.version} (#${v.hash.slice(0, 8)})`)));
   $("version").value = detail.hash;
+  $("compare").replaceChildren(el("option", { value: "" }, "—"), ...detail.versions.map((v) =>
+    el("option", { value: v.hash }, `${v.version} (#${v.hash.slice(0, 8)})`)));
   await loadDefinition();
 }
 
@@ -91,8 +98,13 @@ async function drawWorkflow() {
   state.ticket = null;
   state.focus = null;
   $("ticket-details").hidden = true;
+  $("whatif-details").hidden = true;
   $("state-details").hidden = false;
   $("ticket-close").hidden = true;
+  if ($("compare").value) { // what changed since the version compared with, marked
+    setDiagram(await api(diffSvg(), { as: "text" }), true);
+    return;
+  }
   if ($("live").checked) {
     if (!account()) throw new Error("Enter an account slug for the live load.");
     state.etag = null;
@@ -107,6 +119,46 @@ function workflowSvg(focus = null) {
   const name = encodeURIComponent($("workflow").value);
   const url = `/v1/workflows/${name}/diagram.svg?version=${encodeURIComponent($("version").value)}&show=${showParam()}`;
   return focus ? `${url}&focus=${encodeURIComponent(focus)}` : url;
+}
+
+function diffSvg() {
+  const name = encodeURIComponent($("workflow").value);
+  const from = encodeURIComponent($("compare").value);
+  return `/v1/workflows/${name}/diff.svg?from=${from}&to=${encodeURIComponent($("version").value)}&show=${showParam()}`;
+}
+
+// --- what-if: the account's last 30 days replayed through the selected version -------------
+async function whatIf() {
+  if (!account()) throw new Error("Enter an account slug for the what-if.");
+  const body = { workflow: $("workflow").value, candidate: { version: $("version").value } };
+  const a = await api(acctUrl("/what-if"), { method: "POST", body });
+  const share = (x) => (x.share_met === null ? "—" : `${Math.round(1000 * x.share_met) / 10} %`);
+  const hours = (s) => (s === null ? "—" : `${Math.round(s / 360) / 10} business h`);
+  const byPrio = (m) => Object.entries(m).map(([k, v]) => `${k} ${v}`).join(", ") || "—";
+  const sides = [a.current, a.candidate];
+  const line = (label, f) => el("tr", {}, el("th", {}, label), ...sides.map((s) => el("td", {}, f(s))));
+  const table = el("table", { id: "whatif-table" },
+    el("tr", {}, el("th", {}, ""), el("th", {}, "as it happened"),
+      el("th", {}, `candidate ${a.candidate.versions[0].split(" ")[0]}`)),
+    line("tickets", (s) => s.tickets),
+    line("first response met", (s) => share(s.first_response)),
+    line("met / breached / open", (s) => `${s.first_response.met} / ${s.first_response.breached} / ${s.first_response.open}`),
+    line("resolution met", (s) => share(s.resolution)),
+    line("median to first response", (s) => hours(s.median_first_response_business_seconds)),
+    line("breached by priority", (s) => byPrio(s.breaches_by_priority)));
+  const refused = el("ul", { id: "whatif-refused" }, ...a.refused.slice(0, 20).map((r) =>
+    el("li", {}, `ticket ${r.ticket} #${r.seq} ${r.event} (${r.guard}): ${r.message}`)));
+  const box = $("whatif-details");
+  box.replaceChildren(
+    el("h2", {}, `What-if: ${account()}`),
+    el("p", { class: "muted" },
+      `tickets received ${new Date(a.window.from).toLocaleDateString()} – ${new Date(a.window.to).toLocaleDateString()}`),
+    table,
+    el("h3", {}, `Events it would have refused: ${a.refused_total}`),
+    refused);
+  $("state-details").hidden = true;
+  $("ticket-details").hidden = true;
+  box.hidden = false;
 }
 
 // One state's neighbourhood (?focus=): the state, what leads in, what leads out.
@@ -514,6 +566,8 @@ $("token-form").addEventListener("submit", guarded(async () => {
 }));
 $("workflow").addEventListener("change", guarded(loadVersions));
 $("version").addEventListener("change", guarded(loadDefinition));
+$("compare").addEventListener("change", guarded(drawWorkflow));
+$("what-if").addEventListener("click", guarded(whatIf));
 for (const id of ["show-guards", "show-roles", "live"]) $(id).addEventListener("change", guarded(drawWorkflow));
 $("ticket-filters").addEventListener("submit", guarded(findTickets));
 $("ticket-close").addEventListener("click", guarded(drawWorkflow));

@@ -1,6 +1,7 @@
 """The ``tierflow`` command line.
 
-    tierflow validate FILE...     check workflow definitions; exit 1 listing every problem
+    tierflow validate FILE...     check workflow definitions; exit 1 listing every problem as
+                                  FILE:LINE:COLUMN: path: message
     tierflow check                replay every ticket's history against the stored tickets
     tierflow serve [--demo]       run the HTTP service (uvicorn)
     tierflow sla scan             record SLA breaches now
@@ -39,7 +40,7 @@ def _validate(args: argparse.Namespace) -> int:
         try:
             d = load_definition(path)
         except DefinitionError as exc:
-            print(exc.detail, file=sys.stderr)
+            print("\n".join(compiler_lines(path, exc)), file=sys.stderr)
             status = 1
         else:
             print(

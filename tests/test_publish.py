@@ -161,7 +161,10 @@ def test_publish_answers_201_200_409_422(client: TestClient, designer: dict[str,
     assert answers[2]["type"] == "/problems/version-taken"
     assert answers[2]["hash"] == answers[0]["hash"]
     assert answers[4]["type"] == "/problems/invalid-definition"
-    assert "unknown state 'nowhere'" in answers[4]["errors"][0]["message"]
+    (error,) = answers[4]["errors"]
+    line = variant("1.1.0").splitlines().index("initial: new") + 1
+    assert (error["line"], error["column"], error["path"]) == (line, 10, "initial")
+    assert error["message"].startswith("unknown state 'nowhere' (known: ")
     listed = client.get("/v1/workflows/support", headers=designer).json()
     assert [v["version"] for v in listed["versions"]] == ["1.1.0", "1.0.0"]
 
@@ -171,7 +174,14 @@ def test_publish_refuses_another_name_and_other_media(
 ) -> None:
     r = client.post("/v1/workflows/sales/versions", content=SUPPORT, headers={**designer, **YAML})
     assert r.status_code == 422, r.text
-    assert r.json()["errors"][0]["message"] == "'support' is not 'sales', the workflow published to"
+    assert r.json()["errors"] == [
+        {
+            "line": 3,
+            "column": 7,
+            "path": "name",
+            "message": "'support' is not 'sales', the workflow published to",
+        }
+    ]
     r = client.post("/v1/workflows/support/versions", json={"yaml": SUPPORT}, headers=designer)
     assert r.status_code == 415, r.text
     assert r.headers["content-type"] == "application/problem+json"

@@ -7,6 +7,7 @@ which lists *every* problem it finds instead of stopping at the first.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections import deque
@@ -14,13 +15,13 @@ from collections.abc import Mapping
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .calendar import BusinessCalendar, CalendarSpec
 from .errors import DefinitionError, Problem
+from .source import Loc, SourceMap, load_yaml
 
 __all__ = [
     "RETURN",
@@ -251,23 +252,102 @@ class Definition:
 
 # --- loading -----------------------------------------------------------------------------
 def parse_definition(
-    data: Any, *, source: str = "definition", text: str | None = None, check: bool = True
+    data: Any,
+    *,
+    source: str = "definition",
+    text: str | None = None,
+    check: bool = True,
+    marks: SourceMap | None = None,
+    found: list[Problem] | None = None,
+    name: str | None = None,
 ) -> Definition:
     """Check shape and meaning; raise :class:`DefinitionError` listing every problem.
-    ``check=False`` checks the shape only (a stored version, validated when published)."""
-    try:
-        spec = DefinitionSpec.model_validate(data)
-    except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: "
-            f"{err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors()
-        ]
-        raise DefinitionError(problems, source) from None
-    problems = validate(spec) if check else []
+    ``check=False`` checks the shape only (a stored version, validated when published).
+
+    With ``marks`` (where the nodes of ``text`` are) each problem carries its line and
+    column, and the problems come in the order of the text; ``found`` are problems found
+    before (duplicate keys). A value the schema refuses is set aside and the rest is checked
+    too, so one answer lists the schema's problems and the meaning's together; only a
+    missing required field stops the meaning checks (they need it). ``name``, when given, is
+    the name the definition must carry."""
+    problems: list[Problem] = list(found or [])
+    spec, schema, pruned = _shape(data)
+    for loc, message, on_key in schema:
+        problems.append(
+            _problem(marks, loc, ".".join(str(p) for p in loc) or "(top)", message, on_key)
+        )
+    if spec is not None and name is not None and spec.name != name:
+        message = f"{spec.name!r} is not {name!r}, the workflow published to"
+        problems.append(_problem(marks, ("name",), "name", message, False))
+    if spec is not None and check:
+        structural = any(p and p[0] in ("states", "transitions", "initial") for p in pruned)
+        for f in findings(spec, graph=not structural):
+            if not any(f.loc[: len(p)] == p for p in pruned):
+                problems.append(_problem(marks, f.loc, f.path, f.message, f.key))
     if problems:
+        if marks is not None:
+            problems.sort(key=lambda p: (p.line is None, p.line or 0, p.column or 0))
         raise DefinitionError(problems, source)
+    assert spec is not None
     return Definition(spec, text, source)
+
+
+_MAX_PRUNES = 50
+
+
+def _shape(data: Any) -> tuple[DefinitionSpec | None, list[tuple[Loc, str, bool]], list[Loc]]:
+    """The spec, every schema problem (loc, message, at the key), and the values set aside to
+    get the spec. None when a required field is missing or nothing more can be set aside."""
+    work = copy.deepcopy(data)
+    schema: list[tuple[Loc, str, bool]] = []
+    pruned: list[Loc] = []
+    for _ in range(_MAX_PRUNES):
+        try:
+            return DefinitionSpec.model_validate(work), schema, pruned
+        except ValidationError as exc:
+            errors = exc.errors()
+        stuck = False
+        for err in errors:
+            loc: Loc = tuple(err["loc"])
+            if err["type"] == "missing" and any(loc[: len(p)] == p for p in pruned):
+                stuck = True  # a required value this loop set aside: reported already
+                continue
+            message = err["msg"].removeprefix("Value error, ")
+            schema.append((loc, message, err["type"] == "extra_forbidden"))
+            if err["type"] == "missing":
+                stuck = True
+                continue
+            removed = _prune(work, loc)
+            if removed is None:
+                stuck = True
+            else:
+                pruned.append(removed)
+        if stuck:
+            return None, schema, pruned
+    return None, schema, pruned
+
+
+def _prune(data: Any, loc: Loc) -> Loc | None:
+    """Remove the innermost mapping entry on ``loc``; where it was, or None."""
+    node, best = data, None
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            best = (node, part, i)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            break
+    if best is None:
+        return None
+    container, key, i = best
+    del container[key]
+    return loc[: i + 1]
+
+
+def _problem(marks: SourceMap | None, loc: Loc, path: str, message: str, key: bool) -> Problem:
+    at = marks.where(loc, key=key) if marks is not None else None
+    return Problem(path, message, *(at or (None, None)))
 
 
 def load_definition(path: str | Path) -> Definition:
@@ -279,23 +359,22 @@ def load_definition(path: str | Path) -> Definition:
     return parse_text(text, source=str(path))
 
 
-def parse_text(text: str, *, source: str = "definition", check: bool = True) -> Definition:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DefinitionError([f"not valid YAML: {exc}"], source) from None
+def parse_text(
+    text: str, *, source: str = "definition", check: bool = True, name: str | None = None
+) -> Definition:
+    """A definition from YAML ``text``; every problem at once, each with its line and column
+    (duplicate keys included)."""
+    data, marks, duplicates = load_yaml(text, source)
     if not isinstance(data, dict):
-        raise DefinitionError(["the top level must be a mapping"], source)
-    return parse_definition(data, source=source, text=text, check=check)
+        raise DefinitionError([Problem("", "the top level must be a mapping", 1, 1)], source)
+    return parse_definition(
+        data, source=source, text=text, check=check, marks=marks, found=duplicates, name=name
+    )
 
 
 def check_text(text: str, *, name: str | None = None, source: str = "definition") -> Definition:
     """:func:`parse_text`, and when ``name`` is given the definition must carry that name."""
-    d = parse_text(text, source=source)
-    if name is not None and d.name != name:
-        problem = Problem("name", f"{d.name!r} is not {name!r}, the workflow published to")
-        raise DefinitionError([problem], source)
-    return d
+    return parse_text(text, source=source, name=name)
 
 
 def folder_definitions(folder: str | Path) -> list[Definition]:
@@ -319,164 +398,234 @@ def builtin_definitions() -> list[Definition]:
 
 
 # --- semantic validation -----------------------------------------------------------------
+class Finding(NamedTuple):
+    """One semantic problem: where in the data (``loc``; ``key``: the mapping key itself is
+    the offending node), the path as a person reads it, and what."""
+
+    loc: Loc
+    path: str
+    message: str
+    key: bool = False
+
+
 def validate(spec: DefinitionSpec) -> list[str]:
     """Every semantic problem of a schema-valid definition, as ``path: message`` lines."""
+    return [f"{f.path}: {f.message}" if f.path else f.message for f in findings(spec)]
+
+
+def findings(spec: DefinitionSpec, *, graph: bool = True) -> list[Finding]:
+    """Every semantic problem of a schema-valid definition. Names first; the graph checks
+    run on the part of the graph whose names are known (a misspelt state does not hide an
+    unreachable one); the intake check needs every guard known with valid arguments.
+    ``graph=False`` leaves the graph and intake checks out."""
     from .guards import REGISTRY  # guards depend on definitions, not the other way round
 
-    problems: list[str] = []
+    found: list[Finding] = []
     states = spec.states
     roles = set(spec.roles) | set(spec.role_groups) | {"admin"}
 
-    def known(kind: str, name: str, pool: Any, where: str) -> bool:
+    def add(loc: Loc, path: str, message: str, *, key: bool = False) -> None:
+        found.append(Finding(loc, path, message, key))
+
+    def known(kind: str, name: str, pool: Any, path: str, loc: Loc) -> bool:
         if name in pool:
             return True
-        problems.append(f"{where}: unknown {kind} {name!r} (known: {', '.join(sorted(pool))})")
+        add(loc, path, f"unknown {kind} {name!r} (known: {', '.join(sorted(pool))})")
         return False
 
-    known("state", spec.initial, states, "initial")
+    known("state", spec.initial, states, "initial", ("initial",))
     for group, members in spec.role_groups.items():
-        for r in members:
-            known("role", r, spec.roles, f"role_groups.{group}")
+        for i, r in enumerate(members):
+            known("role", r, spec.roles, f"role_groups.{group}", ("role_groups", group, i))
     for key, chans in spec.level_channels.items():
-        for c in chans:
-            known("channel", c, spec.channels, f"level_channels.{key}")
+        for i, c in enumerate(chans):
+            known("channel", c, spec.channels, f"level_channels.{key}", ("level_channels", key, i))
 
     # priority matrix: every urgency x complexity cell, each a known priority
+    pm = ("priority_matrix",)
     for u in spec.urgency:
         row = spec.priority_matrix.get(u)
         if row is None:
-            problems.append(f"priority_matrix: missing row for urgency {u!r}")
+            add(pm, "priority_matrix", f"missing row for urgency {u!r}", key=True)
             continue
         for c in spec.complexity:
             if c not in row:
-                problems.append(f"priority_matrix.{u}: missing cell for complexity {c!r}")
+                add(
+                    (*pm, u), f"priority_matrix.{u}", f"missing cell for complexity {c!r}", key=True
+                )
             elif row[c] not in spec.priorities:
-                problems.append(
-                    f"priority_matrix.{u}.{c}: unknown priority {row[c]!r} "
-                    f"(known: {', '.join(spec.priorities)})"
+                add(
+                    (*pm, u, c),
+                    f"priority_matrix.{u}.{c}",
+                    f"unknown priority {row[c]!r} (known: {', '.join(spec.priorities)})",
                 )
         for c in row:
             if c not in spec.complexity:
-                problems.append(f"priority_matrix.{u}: unknown complexity {c!r}")
+                add((*pm, u, c), f"priority_matrix.{u}", f"unknown complexity {c!r}", key=True)
     for u in spec.priority_matrix:
         if u not in spec.urgency:
-            problems.append(f"priority_matrix: unknown urgency {u!r}")
+            add((*pm, u), "priority_matrix", f"unknown urgency {u!r}", key=True)
 
     # categories
     for kname, kind in spec.kinds.items():
         for cname, cat in kind.categories.items():
             where = f"kinds.{kname}.categories.{cname}"
+            loc: Loc = ("kinds", kname, "categories", cname)
             if cat.level is None and cat.admin_class is None:
-                problems.append(f"{where}: needs a level or an admin_class")
+                add(loc, where, "needs a level or an admin_class", key=True)
             ids = [s.id for s in cat.playbook]
             dupes = sorted({i for i in ids if ids.count(i) > 1})
             if dupes:
-                problems.append(f"{where}.playbook: duplicate step id(s) {', '.join(dupes)}")
+                add(
+                    (*loc, "playbook"),
+                    f"{where}.playbook",
+                    f"duplicate step id(s) {', '.join(dupes)}",
+                )
 
     # transitions
+    guards_ok = True
     seen: dict[tuple[str, str], int] = {}
     for i, t in enumerate(spec.transitions):
         where = f"transitions[{i}] ({t.trigger})"
-        for s in t.source:
-            if known("state", s, states, f"{where}.source") and states[s].final:
-                problems.append(f"{where}.source: {s!r} is final; nothing leaves a final state")
+        tloc: Loc = ("transitions", i)
+        for j, s in enumerate(t.source):
+            sloc = (*tloc, "source", j)
+            if known("state", s, states, f"{where}.source", sloc) and states[s].final:
+                add(sloc, f"{where}.source", f"{s!r} is final; nothing leaves a final state")
             if (t.trigger, s) in seen:
-                problems.append(
-                    f"{where}: trigger {t.trigger!r} from {s!r} is already defined by "
-                    f"transitions[{seen[(t.trigger, s)]}]"
+                add(
+                    (*tloc, "trigger"),
+                    where,
+                    f"trigger {t.trigger!r} from {s!r} is already defined by "
+                    f"transitions[{seen[(t.trigger, s)]}]",
                 )
             seen.setdefault((t.trigger, s), i)
         if t.dest != RETURN:
-            known("state", t.dest, states, f"{where}.dest")
-        for r in t.roles:
-            known("role", r, roles, f"{where}.roles")
+            known("state", t.dest, states, f"{where}.dest", (*tloc, "dest"))
+        for j, r in enumerate(t.roles):
+            known("role", r, roles, f"{where}.roles", (*tloc, "roles", j))
         for g_i, g in enumerate(t.guards):
             gwhere = f"{where}.guards[{g_i}]"
+            gloc: Loc = (*tloc, "guards", g_i)
             guard = REGISTRY.get(g.name)
             if guard is None:
-                problems.append(
-                    f"{gwhere}.name: unknown guard {g.name!r} "
-                    f"(known: {', '.join(sorted(REGISTRY))})"
+                guards_ok = False
+                add(
+                    (*gloc, "name"),
+                    f"{gwhere}.name",
+                    f"unknown guard {g.name!r} (known: {', '.join(sorted(REGISTRY))})",
                 )
                 continue
-            problems.extend(f"{gwhere}: {p}" for p in guard.check_args(spec, g.args))
+            for p in guard.check_args(spec, g.args):
+                guards_ok = False
+                head, _, _rest = p.partition(": ")
+                add((*gloc, *head.split(".")), gwhere, p)
         for field, value in t.set.items():
             if field not in SETTABLE_FIELDS:
-                problems.append(
-                    f"{where}.set: field {field!r} cannot be set "
-                    f"(settable: {', '.join(SETTABLE_FIELDS)})"
+                add(
+                    (*tloc, "set", field),
+                    f"{where}.set",
+                    f"field {field!r} cannot be set (settable: {', '.join(SETTABLE_FIELDS)})",
+                    key=True,
                 )
             elif field == "channel" and not (
                 isinstance(value, str) and (value.startswith("$data.") or value in spec.channels)
             ):
-                problems.append(f"{where}.set.channel: unknown channel {value!r}")
+                add((*tloc, "set", "channel"), f"{where}.set.channel", f"unknown channel {value!r}")
 
     # playbook recording
     if spec.playbook is not None:
         pb = spec.playbook
-        known("state", pb.state, states, "playbook.state")
-        for r in pb.roles:
-            known("role", r, roles, "playbook.roles")
+        known("state", pb.state, states, "playbook.state", ("playbook", "state"))
+        for j, r in enumerate(pb.roles):
+            known("role", r, roles, "playbook.roles", ("playbook", "roles", j))
         if (pb.on_solved, pb.state) not in seen:
-            problems.append(
-                f"playbook.on_solved: trigger {pb.on_solved!r} is not defined from {pb.state!r}"
+            add(
+                ("playbook", "on_solved"),
+                "playbook.on_solved",
+                f"trigger {pb.on_solved!r} is not defined from {pb.state!r}",
             )
 
     if spec.auto_close is not None:
         ac = spec.auto_close
-        if (
-            known("state", ac.state, states, "auto_close.state")
-            and (
-                ac.trigger,
-                ac.state,
-            )
-            not in seen
-        ):
-            problems.append(
-                f"auto_close.trigger: trigger {ac.trigger!r} is not defined from {ac.state!r}"
+        state_known = known("state", ac.state, states, "auto_close.state", ("auto_close", "state"))
+        if state_known and (ac.trigger, ac.state) not in seen:
+            add(
+                ("auto_close", "trigger"),
+                "auto_close.trigger",
+                f"trigger {ac.trigger!r} is not defined from {ac.state!r}",
             )
 
     # SLA clocks
     for cname, clock in spec.sla.items():
+        cloc: Loc = ("sla", cname)
         for key, hours in clock.target_hours.items():
             if key != "all" and key not in spec.priorities:
-                problems.append(f"sla.{cname}.target_hours: unknown priority {key!r}")
+                add(
+                    (*cloc, "target_hours", key),
+                    f"sla.{cname}.target_hours",
+                    f"unknown priority {key!r}",
+                    key=True,
+                )
             if hours <= 0:
-                problems.append(f"sla.{cname}.target_hours.{key}: must be greater than 0")
-        for s in clock.pause_in:
-            known("state", s, states, f"sla.{cname}.pause_in")
+                add(
+                    (*cloc, "target_hours", key),
+                    f"sla.{cname}.target_hours.{key}",
+                    "must be greater than 0",
+                )
+        for j, s in enumerate(clock.pause_in):
+            known("state", s, states, f"sla.{cname}.pause_in", (*cloc, "pause_in", j))
 
-    if problems:  # the graph checks below need a consistent graph
-        return problems
-    problems.extend(_graph_problems(spec))
-    if not problems:
-        problems.extend(_intake_problems(spec, REGISTRY))
-    return problems
+    if graph:
+        found.extend(_graph_findings(spec))
+        if guards_ok and spec.initial in states:
+            found.extend(_intake_findings(spec, REGISTRY))
+    return found
 
 
-def _graph_problems(spec: DefinitionSpec) -> list[str]:
+def _graph_findings(spec: DefinitionSpec) -> list[Finding]:
+    """Reachability, traps and ways to a final state, over the edges whose ends are known."""
     definition = Definition(spec)
-    problems: list[str] = []
+    found: list[Finding] = []
     out: dict[str, set[str]] = {s: set() for s in spec.states}
     for t, dest in definition.edges():
-        out[t.source].add(dest)
+        if t.source in out and dest in out:
+            out[t.source].add(dest)
     for t in definition.transitions:
-        if t.dest == RETURN and not definition.return_targets(t.source):
-            problems.append(
-                f"transitions[{t.index}] ({t.trigger}): dest '@return' from {t.source!r}, "
-                "but no transition enters that state"
+        if t.dest == RETURN and t.source in out and not definition.return_targets(t.source):
+            found.append(
+                Finding(
+                    ("transitions", t.index, "dest"),
+                    f"transitions[{t.index}] ({t.trigger})",
+                    f"dest '@return' from {t.source!r}, but no transition enters that state",
+                )
             )
     finals = {s for s, st in spec.states.items() if st.final}
     if not finals:
-        problems.append("states: no final state (mark at least one with final: true)")
-
-    reachable = _closure({spec.initial}, out)
-    for s in spec.states:
-        if s not in reachable:
-            problems.append(f"states.{s}: unreachable from the initial state {spec.initial!r}")
+        found.append(
+            Finding(
+                ("states",), "states", "no final state (mark at least one with final: true)", True
+            )
+        )
+    if spec.initial in out:
+        reachable = _closure({spec.initial}, out)
+        for s in spec.states:
+            if s not in reachable:
+                found.append(
+                    Finding(
+                        ("states", s),
+                        f"states.{s}",
+                        f"unreachable from the initial state {spec.initial!r}",
+                        True,
+                    )
+                )
     for s, st in spec.states.items():
         if not st.final and not out[s]:
-            problems.append(f"states.{s}: not final, but no transition leaves it")
+            found.append(
+                Finding(
+                    ("states", s), f"states.{s}", "not final, but no transition leaves it", True
+                )
+            )
     if finals:
         incoming: dict[str, set[str]] = {s: set() for s in spec.states}
         for src, dests in out.items():
@@ -485,11 +634,15 @@ def _graph_problems(spec: DefinitionSpec) -> list[str]:
         can_finish = _closure(finals, incoming)
         for s in spec.states:
             if s not in can_finish and out[s]:
-                problems.append(
-                    f"states.{s}: no final state ({', '.join(sorted(finals))}) "
-                    "can be reached from it"
+                found.append(
+                    Finding(
+                        ("states", s),
+                        f"states.{s}",
+                        f"no final state ({', '.join(sorted(finals))}) can be reached from it",
+                        True,
+                    )
                 )
-    return problems
+    return found
 
 
 def resolution_states(spec: DefinitionSpec) -> set[str]:
@@ -513,7 +666,8 @@ def intake_dead_ends(
     goals = resolution_states(spec)
     by_source: dict[str, list[tuple[Transition, str]]] = {s: [] for s in spec.states}
     for t, dest in definition.edges():
-        by_source[t.source].append((t, dest))
+        if t.source in by_source and dest in by_source:  # edges whose ends are known
+            by_source[t.source].append((t, dest))
     dead: list[tuple[str, str, str]] = []
     for kind, kspec in spec.kinds.items():
         for category in kspec.categories:
@@ -553,16 +707,20 @@ def _channel_after(setting: Any, channel: str, proposed: str | None) -> str:
     return str(setting)
 
 
-def _intake_problems(spec: DefinitionSpec, registry: Mapping[str, Any]) -> list[str]:
+def _intake_findings(spec: DefinitionSpec, registry: Mapping[str, Any]) -> list[Finding]:
     dead = intake_dead_ends(spec, registry)
     goals = ", ".join(sorted(resolution_states(spec)))
     grouped: dict[tuple[str, str], list[str]] = {}
     for kind, category, channel in dead:
         grouped.setdefault((kind, channel), []).append(category)
     return [
-        f"intake kind={kind} channel={channel}: accepted by the create route, but no transition "
-        f"path from {spec.initial!r} reaches a resolution ({goals}) for categories "
-        f"{', '.join(cats)}"
+        Finding(
+            ("kinds", kind),
+            f"intake kind={kind} channel={channel}",
+            f"accepted by the create route, but no transition path from {spec.initial!r} "
+            f"reaches a resolution ({goals}) for categories {', '.join(cats)}",
+            True,
+        )
         for (kind, channel), cats in grouped.items()
     ]
 

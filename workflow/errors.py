@@ -79,7 +79,10 @@ class DefinitionError(TierflowError):
         self.source = source
         self.errors = [p if isinstance(p, Problem) else Problem("", p) for p in problems]
         self.problems = [str(p) for p in self.errors]
-        lines = "\n".join(f"  - {p}" for p in self.problems)
+        lines = "\n".join(
+            f"  - line {p.line}, column {p.column}: {p}" if p.line is not None else f"  - {p}"
+            for p in self.errors
+        )
         super().__init__(f"{source} is invalid ({len(self.problems)} problem(s)):\n{lines}")
 
 

@@ -64,6 +64,7 @@ class DefinitionRegistry:
         self._lock = threading.Lock()
         self._by_hash: dict[str, Definition] = {}
         self._latest: dict[str, str] = {}  # name -> hash of its newest publication
+        self._published: list[str] = []  # every published hash, in publication order
         self._seq = 0  # the newest publication seen
         self._checked = float("-inf")  # monotonic time of the last look at the table
         self._choices: dict[tuple[int, str], tuple[str | None, float]] = {}
@@ -136,6 +137,7 @@ class DefinitionRegistry:
             for r in rows:
                 if r.seq > self._seq:
                     self._latest[r.name] = r.hash
+                    self._published.append(r.hash)
                     self._seq = r.seq
             self._checked = now
 
@@ -145,10 +147,9 @@ class DefinitionRegistry:
         return [self.by_hash(h) for h in list(self._latest.values())]
 
     def loaded(self) -> list[Definition]:
-        """Every published version (parsed once each, on first use)."""
-        with self.db.read() as conn:
-            hashes = conn.execute(sa.select(DV.c.hash).order_by(DV.c.seq)).scalars().all()
-        return [self.by_hash(h) for h in hashes]
+        """Every published version, in publication order (parsed once each, on first use)."""
+        self._refresh()
+        return [self.by_hash(h) for h in list(self._published)]
 
     def latest(self, name: str) -> Definition:
         self._refresh()

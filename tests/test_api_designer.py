@@ -210,7 +210,8 @@ def test_what_if_of_a_calendar_change_over_http(
             "supervisor",
             {"candidate": {"yaml": "- a list"}},
             422,
-            "candidate.yaml is invalid (1 problem(s)):\n  - the top level must be a mapping",
+            "candidate.yaml is invalid (1 problem(s)):\n  - line 1, column 1: the top level must "
+            "be a mapping",
         ),
         (
             "supervisor",

@@ -1,17 +1,23 @@
 """FastAPI dependencies: the engine, the caller, the account scope, the ticket loader.
 
 Account scoping happens here, once: a token of another account gets the same 404 as an
-unknown account, never a 403 and never data.
+unknown account, never a 403 and never data. So does what a caller may see within the account
+(:mod:`workflow.access`): ``Scope.engine`` is the engine bound to the caller's viewer - every
+engine method that takes ``viewer`` gets it - so a route cannot forget it, and a customer gets
+the same 404 for another customer's ticket.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Header, Request
 
 from workflow import NotFound, TicketView, Tierflow
+from workflow.access import Viewer
 
 from .problems import Unauthorized
 from .tokens import Principal, TokenStore
@@ -53,9 +59,33 @@ def get_principal(request: Request, authorization: Authorization = None) -> Prin
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
+VIEWED = frozenset(
+    name
+    for name, member in inspect.getmembers(Tierflow, callable)
+    if not name.startswith("__") and "viewer" in inspect.signature(member).parameters
+)
+"""The engine's methods that filter by viewer (every read of tickets, every unit of work)."""
+
+
+class ViewedEngine:
+    """The engine as one caller sees it: each method in :data:`VIEWED` gets ``viewer``."""
+
+    __slots__ = ("_engine", "_viewer")
+
+    def __init__(self, engine: Tierflow, viewer: Viewer) -> None:
+        self._engine = engine
+        self._viewer = viewer
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._engine, name)
+        if name in VIEWED:
+            return functools.partial(attr, viewer=self._viewer)
+        return attr
+
+
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """The account a request acts on, who acts, and the engine to act with."""
+    """The account a request acts on, who acts, and the engine to act with (as they see it)."""
 
     account: str
     principal: Principal
@@ -69,6 +99,16 @@ class Scope:
     def actor(self) -> str:
         return self.principal.name
 
+    @property
+    def viewer(self) -> Viewer:
+        return self.principal.viewer
+
+    @property
+    def caller(self) -> str:
+        """Who calls, for idempotency fingerprints: the role and the person (a key another
+        person replays is another request, never their borrowed answer)."""
+        return f"{self.principal.role}:{self.principal.user_id}"
+
 
 def get_scope(request: Request, acct: str) -> Scope:
     """Resolved in one step (it sits on the hot path of every ticket route). The token is read
@@ -80,7 +120,7 @@ def get_scope(request: Request, acct: str) -> Scope:
         engine.account_id(acct)  # 404 for an unknown account
     elif principal.account != acct:
         raise NotFound("account", acct)
-    return Scope(acct, principal, engine)
+    return Scope(acct, principal, cast(Tierflow, ViewedEngine(engine, principal.viewer)))
 
 
 ScopeDep = Annotated[Scope, Depends(get_scope)]

@@ -52,6 +52,7 @@ def _bounded(value: dict[str, Any]) -> dict[str, Any]:
 
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(_plain_json), AfterValidator(_bounded)]
+Visibility = Literal["public", "internal"]
 
 
 class Problem(BaseModel):
@@ -234,6 +235,7 @@ class TicketUpdate(BaseModel):
     urgency: Text | None = None
     category: Text | None = None
     note: Text | None = Field(default=None, max_length=20_000)
+    visibility: Visibility | None = Field(default=None, description="Of `note` (default internal).")
 
 
 class WorkflowRef(BaseModel):
@@ -294,6 +296,7 @@ class TicketPublic(BaseModel):
                     "outcome": None,
                     "playbook_position": 1,
                     "customer": {"name": "Ana Pérez", "email": "ana@example.com"},
+                    "requester_id": 3,
                     "version": 5,
                     "workflow": {"name": "support", "version": "1.0.0", "hash": "262c521d3f0e4b7a"},
                     "created_at": "2026-11-24T14:00:00Z",
@@ -320,6 +323,9 @@ class TicketPublic(BaseModel):
     outcome: str | None
     playbook_position: int = Field(description="Playbook steps recorded so far")
     customer: Customer | None
+    requester_id: int | None = Field(
+        description="The user who asked (a customer sees only the tickets they asked)."
+    )
     version: int
     workflow: WorkflowRef
     created_at: datetime
@@ -347,6 +353,7 @@ class TicketPublic(BaseModel):
             customer=None
             if t.customer_name is None
             else Customer.model_construct(name=t.customer_name, email=t.customer_email),
+            requester_id=t.requester_id,
             version=t.version,
             workflow=WorkflowRef.model_construct(
                 name=t.workflow, version=t.workflow_version, hash=t.definition_hash
@@ -370,13 +377,40 @@ class FireRequest(BaseModel):
     )
 
     note: Text | None = Field(default=None, max_length=20_000)
+    visibility: Visibility | None = Field(
+        default=None,
+        description="Who reads `note`: `internal` (staff; the default for staff) or `public` "
+        "(the requester too; a customer's notes are always public).",
+    )
     data: JsonObject = Field(default_factory=dict)
 
 
 class ResponseCreate(BaseModel):
-    model_config = _examples({"body": "We are looking into it and will call you at 15:00."})
+    model_config = _examples(
+        {"body": "We are looking into it and will call you at 15:00."},
+        {"body": "Checked with billing: the charge is a duplicate.", "visibility": "internal"},
+    )
 
     body: Text = Field(min_length=1, max_length=20_000)
+    visibility: Visibility = Field(
+        default="public",
+        description="`public`: a reply to the customer (stops the first-response clock); "
+        "`internal`: a note among staff (stops nothing).",
+    )
+
+
+class CommentCreate(BaseModel):
+    model_config = _examples(
+        {"body": "Here is the screenshot you asked for: the error says E-1042."},
+        {"body": "Customer sounds upset; handle with care.", "visibility": "internal"},
+    )
+
+    body: Text = Field(min_length=1, max_length=20_000)
+    visibility: Visibility | None = Field(
+        default=None,
+        description="A customer's comment is `public` (their own tickets only); staff's "
+        "default to `internal`.",
+    )
 
 
 class PlaybookStepRequest(BaseModel):
@@ -384,6 +418,7 @@ class PlaybookStepRequest(BaseModel):
 
     outcome: Literal["failed", "solved"]
     note: Text | None = Field(default=None, max_length=20_000)
+    visibility: Visibility | None = Field(default=None, description="Of `note` (default internal).")
 
 
 class ReasonPublic(BaseModel):
@@ -432,11 +467,12 @@ class EventPublic(BaseModel):
                     "trigger": "escalate",
                     "from_state": "l1_solving",
                     "to_state": "l2_solving",
-                    "actor": "chat widget",
+                    "actor": "Camila Rojas",
                     "role": "l1_agent",
                     "note": "Playbook exhausted",
                     "data": {"channel": "phone"},
                     "changes": {"channel": "phone"},
+                    "visibility": "internal",
                     "at": "2026-11-24T15:00:00Z",
                 }
             ]
@@ -453,6 +489,7 @@ class EventPublic(BaseModel):
     note: str | None
     data: dict[str, Any]
     changes: dict[str, Any]
+    visibility: Visibility = Field(description="Of `note`: who may read it.")
     at: datetime
 
     @classmethod

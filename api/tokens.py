@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from workflow import InputError, NotFound, Tierflow, User
+from workflow.access import EVERYTHING, Viewer
 from workflow.models import AccountUser, ApiToken
 
 TOK = ApiToken.__table__  # type: ignore[attr-defined]
@@ -48,6 +49,8 @@ class Principal:
     user_id: int | None = None
     org_wide: bool = False
     expires_at: datetime | None = None
+    viewer: Viewer = EVERYTHING
+    """What the caller may see (workflow.access): a requester, their own tickets."""
 
     @property
     def is_admin(self) -> bool:
@@ -294,4 +297,14 @@ class TokenStore:
             user_id=row.user_id,
             org_wide=bool(row.org_wide),
             expires_at=row.expires_at,
+            viewer=self.viewer_of(row.role, row.user_id, bool(row.org_wide)),
         )
+
+    def viewer_of(self, role: str, user_id: int | None, org_wide: bool) -> Viewer:
+        """Staff, integrations and the admin see everything; anyone else (a customer) is a
+        requester: their own tickets (or the account's, ``org_wide``), public notes only."""
+        if role in (ADMIN, INTEGRATION):
+            return EVERYTHING
+        if any(role in d.staff_roles for d in self.tf.definitions()):
+            return EVERYTHING
+        return Viewer.requester(user_id, org_wide=org_wide)

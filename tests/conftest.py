@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -72,3 +73,34 @@ def tf(db_url: str, clock: FakeClock) -> Iterator[Tierflow]:
     engine.create_account(slug="acme", name="Acme Scheduling")
     yield engine
     engine.db.dispose()
+
+
+# --- the HTTP API in-process (tests that define fixtures of these names use their own) ---
+@pytest.fixture
+def engine(db_url: str, clock: FakeClock) -> Iterator[Tierflow]:
+    tf = Tierflow(db_url, clock=clock)
+    yield tf
+    tf.db.dispose()
+
+
+@pytest.fixture
+def client(engine: Tierflow) -> Iterator[Any]:
+    """A TestClient of the app on ``engine``, admin token ``tests.api_client.ADMIN_TOKEN``
+    (imported here, not at the top: ``workflow`` tests must not load FastAPI)."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.settings import Settings
+    from tests.api_client import ADMIN_TOKEN
+
+    app = create_app(Settings(admin_token=ADMIN_TOKEN), engine=engine, background=False)
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def acme(client: Any) -> Any:
+    """The account ``acme`` with a token per role (``tests.api_client.Api``)."""
+    from tests.api_client import Api
+
+    return Api(client, "acme")

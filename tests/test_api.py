@@ -152,6 +152,7 @@ def test_ticket_shape_and_etag(acme: Api, clock: FakeClock) -> None:
         "outcome",
         "playbook_position",
         "customer",
+        "requester_id",
         "version",
         "workflow",
         "created_at",
@@ -372,8 +373,8 @@ def test_conflict_after_bounded_retries(
     real_load = engine._load
     loads = []
 
-    def always_stale(conn: Any, account_id: int, ticket_id: int) -> dict[str, Any]:
-        row = real_load(conn, account_id, ticket_id)
+    def always_stale(conn: Any, account_id: int, ticket_id: int, viewer: Any) -> dict[str, Any]:
+        row = real_load(conn, account_id, ticket_id, viewer)
         loads.append(1)
         return {**row, "version": row["version"] - 1}
 

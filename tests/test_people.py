@@ -4,40 +4,17 @@ listing without secrets, revocation, expiry, and the history naming the person."
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.settings import Settings
 from api.tokens import TokenStore, digest
-from tests.api_client import ADMIN_TOKEN, Api, auth
+from tests.api_client import Api, auth
 from tests.conftest import FakeClock
 from workflow import Tierflow, schema
 from workflow.db import Database
-
-
-@pytest.fixture
-def engine(db_url: str, clock: FakeClock) -> Iterator[Tierflow]:
-    tf = Tierflow(db_url, clock=clock)
-    yield tf
-    tf.db.dispose()
-
-
-@pytest.fixture
-def client(engine: Tierflow) -> Iterator[TestClient]:
-    app = create_app(Settings(admin_token=ADMIN_TOKEN), engine=engine, background=False)
-    with TestClient(app) as c:
-        yield c
-
-
-@pytest.fixture
-def acme(client: TestClient) -> Api:
-    return Api(client, "acme")
 
 
 def _post(acme: Api, path: str, body: dict[str, Any], role: str = "supervisor") -> Any:

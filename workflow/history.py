@@ -31,6 +31,7 @@ EVENT_KINDS = (
     "playbook_step",
     "sla_breached",
     "migrated",
+    "comment",
 )
 
 Resolve = Callable[[str], Definition]
@@ -165,7 +166,7 @@ def apply(
             priority=definition.priority(ticket.complexity, ticket.urgency),
         )
         updates.update(event.changes)  # previous_state, mapped onto the new version
-    elif event.kind not in ("response", "sla_breached"):
+    elif event.kind not in ("response", "sla_breached", "comment"):
         raise ValueError(f"unknown event kind {event.kind!r}")
     if event.response and ticket.first_response_at is None:
         updates["first_response_at"] = event.at

@@ -81,6 +81,11 @@ def refold_sla(conn: Connection, *, batch: int = 500) -> int:
 
     dv = DefinitionVersion.__table__  # type: ignore[attr-defined]
     sc = StateCount.__table__  # type: ignore[attr-defined]
+    # only the columns the tables have at this revision (later revisions add to the models),
+    # read through the models' types (instants come back aware)
+    inspector = sa.inspect(conn)
+    t_cols = [T.c[c["name"]] for c in inspector.get_columns("ticket")]
+    e_cols = [E.c[c["name"]] for c in inspector.get_columns("ticket_event")]
     definitions: dict[str, Any] = {}
     changed = 0
     last = 0
@@ -88,7 +93,7 @@ def refold_sla(conn: Connection, *, batch: int = 500) -> int:
         tickets = [
             dict(r)
             for r in conn.execute(
-                sa.select(T).where(T.c.id > last).order_by(T.c.id).limit(batch)
+                sa.select(*t_cols).where(T.c.id > last).order_by(T.c.id).limit(batch)
             ).mappings()
         ]
         if not tickets:
@@ -103,7 +108,9 @@ def refold_sla(conn: Connection, *, batch: int = 500) -> int:
             continue
         events: dict[int, list[RowMapping]] = {t["id"]: [] for t in legacy}
         for e in conn.execute(
-            sa.select(E).where(E.c.ticket_id.in_(list(events))).order_by(E.c.ticket_id, E.c.seq)
+            sa.select(*e_cols)
+            .where(E.c.ticket_id.in_(list(events)))
+            .order_by(E.c.ticket_id, E.c.seq)
         ).mappings():
             events[e["ticket_id"]].append(e)
         for t in legacy:

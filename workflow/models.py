@@ -148,6 +148,8 @@ class Ticket(SQLModel, table=True):
             sqlite_where=sa.text("resolved_at IS NULL AND sla_breached_at IS NOT NULL"),
             postgresql_where=sa.text("resolved_at IS NULL AND sla_breached_at IS NOT NULL"),
         ),
+        # a requester's own tickets (workflow.access)
+        sa.Index("ix_ticket_account_requester", "account_id", "requester_id", "id"),
         sa.Index(
             "ix_ticket_account_breached_id",
             "account_id",
@@ -165,6 +167,10 @@ class Ticket(SQLModel, table=True):
     description: str = ""
     customer_name: str | None = None
     customer_email: str | None = None
+    requester_id: int | None = None
+    """The person who asked (an ``account_user`` id of the ticket's account; no database
+    foreign key, so adding it never rebuilt the ticket table on SQLite): a requester sees
+    only their own tickets (workflow.access)."""
     # --- derived from history (workflow.history.TicketState) ---
     kind: str = Field(max_length=40)
     category: str = Field(max_length=60)
@@ -211,6 +217,10 @@ class TicketEvent(SQLModel, table=True):
     data: dict[str, Any] = _json()
     changes: dict[str, Any] = _json()
     response: bool = False
+    visibility: str = Field(
+        default="internal", max_length=10, sa_column_kwargs={"server_default": "internal"}
+    )
+    """``public`` (the requester sees the note) or ``internal`` (staff only)."""
     at: datetime = _utc()
 
 
@@ -290,6 +300,8 @@ class OutboxEvent(SQLModel, table=True):
     """The ticket's version after the unit of work that wrote the event."""
     actor: str | None = Field(default=None, max_length=200)
     role: str | None = Field(default=None, max_length=40)
+    visibility: str | None = Field(default=None, max_length=10)
+    """The note's, when the event carries one (a requester never gets an internal comment)."""
     at: datetime = _utc()
 
 

@@ -63,10 +63,12 @@ TYPES = {
     "field_update": "ticket.updated",
     "playbook_step": "ticket.updated",
     "response": "ticket.responded",
+    "comment": "ticket.commented",
     "sla_breached": "ticket.sla_breached",
     "migrated": "ticket.migrated",
 }
 """The outgoing type of each history event kind."""
+KINDS = {t: k for k, t in TYPES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,8 @@ class Outgoing:
     at: datetime
     actor: str | None
     role: str | None
+    visibility: str | None = None
+    """Its note's visibility, when it carries a note."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,14 @@ class StoredEvent:
     at: datetime
     ticket_json: str
     """The ticket (``TicketPublic``'s JSON) right after the change, as text."""
+    visibility: str | None = None
+    requester_id: int | None = None
+    """The ticket's requester (who among the customers may see the event)."""
+
+    @property
+    def kind(self) -> str:
+        """The history kind behind the type (``ticket.updated`` stands for two: either)."""
+        return KINDS[self.type]
 
     @property
     def ticket(self) -> dict[str, Any]:
@@ -152,6 +164,7 @@ def append(
             "version": version,
             "actor": e.actor,
             "role": e.role,
+            "visibility": e.visibility,
             "at": e.at,
         }
         for e in events
@@ -178,13 +191,16 @@ def read_after(tf: Tierflow, account: str, after: int, *, limit: int = 500) -> l
             .order_by(OE.c.sequence)
             .limit(limit)
         ).mappings()
-        tickets: dict[tuple[int, int], str] = {}  # a unit's events share one ticket
+        tickets: dict[tuple[int, int], tuple[str, int | None]] = {}  # a unit's events: one
         for r in rows:
             key = (r["ticket_id"], r["version"])
-            body = tickets.get(key)
-            if body is None:
+            known = tickets.get(key)
+            if known is None:
                 view = tf._view_at(conn, account, *key)
-                body = tickets[key] = pydantic_core.to_json(ticket_json(view)).decode()
+                known = tickets[key] = (
+                    pydantic_core.to_json(ticket_json(view)).decode(),
+                    view.requester_id,
+                )
             out.append(
                 StoredEvent(
                     sequence=r["sequence"],
@@ -194,7 +210,9 @@ def read_after(tf: Tierflow, account: str, after: int, *, limit: int = 500) -> l
                     actor=r["actor"],
                     role=r["role"],
                     at=r["at"],
-                    ticket_json=body,
+                    ticket_json=known[0],
+                    visibility=r["visibility"],
+                    requester_id=known[1],
                 )
             )
     return out
@@ -247,6 +265,7 @@ def ticket_json(t: TicketView) -> dict[str, Any]:
         "customer": None
         if t.customer_name is None
         else {"name": t.customer_name, "email": t.customer_email},
+        "requester_id": t.requester_id,
         "version": c.version,
         "workflow": {"name": t.workflow, "version": t.workflow_version, "hash": t.definition_hash},
         "created_at": t.created_at,

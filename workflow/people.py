@@ -18,7 +18,7 @@ from .models import AccountUser
 if TYPE_CHECKING:
     from .service import Tierflow
 
-__all__ = ["U", "User", "create_user", "get_user", "users"]
+__all__ = ["U", "User", "create_user", "get_user", "requester_for", "users"]
 
 U = AccountUser.__table__  # type: ignore[attr-defined]
 MAX_EMAIL = 320
@@ -117,3 +117,22 @@ def users(tf: Tierflow, *, account: str) -> list[User]:
     with tf.db.read() as conn:
         rows = conn.execute(sa.select(U).where(U.c.account_id == account_id).order_by(U.c.id))
         return [_user(account, r) for r in rows]
+
+
+def requester_for(tf: Tierflow, *, account: str, name: str, email: str) -> int:
+    """The user of ``account`` with ``email`` (a ticket's customer), made a ``customer`` user
+    when there is none: the ticket's requester, who then sees it with a token of their own."""
+    email = email.strip().lower()
+    account_id = tf.account_id(account)
+    for _attempt in range(2):  # a concurrent request may create the same person first
+        with tf.db.read() as conn:
+            found = conn.execute(
+                sa.select(U.c.id).where(U.c.account_id == account_id, U.c.email == email)
+            ).first()
+        if found is not None:
+            return int(found.id)
+        try:
+            return create_user(tf, account=account, name=name, roles=["customer"], email=email).id
+        except (AlreadyExists, sa.exc.IntegrityError):
+            continue
+    raise AlreadyExists("email", f"a user of {account!r} already has e-mail {email!r}")

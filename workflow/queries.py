@@ -1,7 +1,7 @@
 """The read side: one ticket, its history, filtered pages, the work queue, what is possible.
 
 Functions over a :class:`workflow.Tierflow` (its methods of the same names call these); every
-query is scoped by account.
+query is scoped by account, and by what the ``viewer`` may see (:mod:`workflow.access`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from .access import EVERYTHING, Viewer, shown_events, ticket_clauses
 from .errors import InputError
 from .machine import Option, machine_for
 from .records import E, EventView, T, TicketView, decode_cursor, encode_cursor, state_of
@@ -24,39 +25,47 @@ MAX_SEARCH = 100
 """Longest ``q`` (subject search) :func:`list_tickets` accepts."""
 
 
-def get_ticket(tf: Tierflow, *, account: str, ticket_id: int) -> TicketView:
+def get_ticket(
+    tf: Tierflow, *, account: str, ticket_id: int, viewer: Viewer = EVERYTHING
+) -> TicketView:
     account_id = tf.account_id(account)
     with tf.db.read() as conn:
-        row = tf._load(conn, account_id, ticket_id)
+        row = tf._load(conn, account_id, ticket_id, viewer)
     return tf._view(
         account, row, tf.registry.by_hash(row["definition_hash"]), state_of(row), tf.clock()
     )
 
 
-def events(tf: Tierflow, *, account: str, ticket_id: int) -> list[EventView]:
-    """The ticket's history, oldest first."""
+def events(
+    tf: Tierflow, *, account: str, ticket_id: int, viewer: Viewer = EVERYTHING
+) -> list[EventView]:
+    """The ticket's history, oldest first (as ``viewer`` may read it)."""
     account_id = tf.account_id(account)
     with tf.db.read() as conn:
-        tf._load(conn, account_id, ticket_id)
+        tf._load(conn, account_id, ticket_id, viewer)
         rows = conn.execute(
             sa.select(E).where(E.c.ticket_id == ticket_id).order_by(E.c.seq)
         ).mappings()
-        return [
-            EventView(
-                r["seq"],
-                r["kind"],
-                r["trigger"],
-                r["from_state"],
-                r["to_state"],
-                r["actor"],
-                r["role"],
-                r["note"],
-                r["data"] or {},
-                r["changes"] or {},
-                r["at"],
-            )
-            for r in rows
-        ]
+        return shown_events(
+            viewer,
+            (
+                EventView(
+                    r["seq"],
+                    r["kind"],
+                    r["trigger"],
+                    r["from_state"],
+                    r["to_state"],
+                    r["actor"],
+                    r["role"],
+                    r["note"],
+                    r["data"] or {},
+                    r["changes"] or {},
+                    r["at"],
+                    r["visibility"],
+                )
+                for r in rows
+            ),
+        )
 
 
 FILTERS = ("state", "level", "priority", "category")
@@ -101,6 +110,7 @@ def list_tickets(
     limit: int = 50,
     cursor: str | None = None,
     q: str | None = None,
+    viewer: Viewer = EVERYTHING,
 ) -> tuple[list[TicketView], str | None]:
     """One page, oldest ticket first; ``cursor`` is the previous page's ``next_cursor``.
 
@@ -118,7 +128,7 @@ def list_tickets(
         _require_known(tf, name, value)
     account_id = tf.account_id(account)
     now = tf.clock()
-    where = [T.c.account_id == account_id]
+    where = [T.c.account_id == account_id, *ticket_clauses(viewer)]
     where += [T.c[col] == value for col, value in filters.items() if value is not None]
     if cursor is not None:
         where.append(T.c.id > decode_cursor(cursor))
@@ -150,7 +160,12 @@ def list_tickets(
 
 
 def queue(
-    tf: Tierflow, *, account: str, level: str | None = None, limit: int = 50
+    tf: Tierflow,
+    *,
+    account: str,
+    level: str | None = None,
+    limit: int = 50,
+    viewer: Viewer = EVERYTHING,
 ) -> list[TicketView]:
     """Open tickets by priority (highest first, in the definition's order; none last); within
     a priority breached tickets first, most overdue first (by the instant of the breach: the
@@ -164,7 +179,7 @@ def queue(
     priorities: list[str | None] = []
     for d in tf.registry.loaded():
         priorities += [p for p in d.spec.priorities if p not in priorities]
-    base = [T.c.account_id == account_id, T.c.resolved_at.is_(None)]
+    base = [T.c.account_id == account_id, T.c.resolved_at.is_(None), *ticket_clauses(viewer)]
     if level is not None:
         base.append(T.c.level == level)
     clear = T.c.sla_breached_at.is_(None)
@@ -198,11 +213,13 @@ def queue(
     return sorted(views, key=lambda v: order[v.id])
 
 
-def explain(tf: Tierflow, *, account: str, ticket_id: int, role: str) -> list[Option]:
+def explain(
+    tf: Tierflow, *, account: str, ticket_id: int, role: str, viewer: Viewer = EVERYTHING
+) -> list[Option]:
     """Every trigger defined from the ticket's state, allowed or blocked with reasons."""
     account_id = tf.account_id(account)
     with tf.db.read() as conn:
-        row = tf._load(conn, account_id, ticket_id)
+        row = tf._load(conn, account_id, ticket_id, viewer)
     d = tf.registry.by_hash(row["definition_hash"])
     return machine_for(d).explain(state_of(row), role, tf.clock())
 

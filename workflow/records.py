@@ -70,6 +70,7 @@ class TicketView:
     description: str
     customer_name: str | None
     customer_email: str | None
+    requester_id: int | None
     current: TicketState
     created_at: datetime
     updated_at: datetime
@@ -94,6 +95,8 @@ class EventView:
     data: dict[str, Any]
     changes: dict[str, Any]
     at: datetime
+    visibility: str = "internal"
+    """The note's: ``public`` or ``internal``."""
 
 
 def transition_event(

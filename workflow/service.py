@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from . import counts, integrity, jobs, outbox, people, queries
 from . import migrate as migration
+from .access import EVERYTHING, INTERNAL, Viewer, check_visibility, sees_ticket
 from .db import Database
 from .definition import Definition, builtin_definitions, check_text, folder_definitions
 from .errors import (
@@ -85,6 +86,14 @@ RETRYABLE = {"40P01", "40001"}
 _LOAD = Prepared(
     sa.select(T).where(T.c.id == sa.bindparam("b_id"), T.c.account_id == sa.bindparam("b_account"))
 )
+_LOAD_OWN = Prepared(
+    sa.select(T).where(
+        T.c.id == sa.bindparam("b_id"),
+        T.c.account_id == sa.bindparam("b_account"),
+        T.c.requester_id == sa.bindparam("b_requester"),
+    )
+)
+"""A requester's ticket: only if they requested it (workflow.access)."""
 _EVENT_KEYS = tuple(c.key for c in E.columns if not c.primary_key)  # what each event row gives
 _INSERT_EVENT = Prepared(sa.insert(E), keys=_EVENT_KEYS)
 
@@ -261,6 +270,7 @@ class Tierflow:
         urgency: str | None = None,
         customer_name: str | None = None,
         customer_email: str | None = None,
+        requester_id: int | None = None,
         received_at: datetime | None = None,
         actor: str | None = None,
         role: str = "integration",
@@ -298,6 +308,12 @@ class Tierflow:
                 "now (the limit on received_at)",
             )
         received_at = received_at.astimezone(UTC)
+        if requester_id is None and customer_email:
+            requester_id = people.requester_for(
+                self, account=account, name=customer_name or customer_email, email=customer_email
+            )
+        elif requester_id is not None:
+            self.get_user(account=account, user_id=requester_id)  # of this account
         event = EventRecord(
             kind="created",
             at=now,
@@ -325,23 +341,28 @@ class Tierflow:
                 "description": description,
                 "customer_name": customer_name,
                 "customer_email": customer_email,
+                "requester_id": requester_id,
                 "created_at": now,
                 "updated_at": now,
                 **state.as_columns(),
             }
             ticket_id = int(conn.execute(sa.insert(T).returning(T.c.id), row).scalar_one())
-            self._insert_events(conn, ticket_id, account_id, [(event, None)], 0, actor, role)
+            self._insert_events(
+                conn, ticket_id, account_id, [(event, None)], 0, actor, role, INTERNAL
+            )
             counts.apply_deltas(
                 conn, account_id, definition.name, ticket_id, counts.deltas(None, state)
             )
             if idempotency is not None:
                 self._remember(conn, account_id, idempotency, ticket_id, state.version, now)
-            self._send(conn, account_id, ticket_id, state.version, [(event, None)], actor, role)
+            self._send(
+                conn, account_id, ticket_id, state.version, [(event, None)], actor, role, INTERNAL
+            )
         view = self._view(account, {**row, "id": ticket_id}, definition, state, now)
         self._notify(view, [event])
         return view
 
-    # --- reading (workflow.queries) --------------------------------------------------------
+    # --- reading (workflow.queries; every read filtered by workflow.access) ---------------
     get_ticket = queries.get_ticket
     events = queries.events
     list_tickets = queries.list_tickets
@@ -358,17 +379,23 @@ class Tierflow:
         role: str,
         actor: str | None = None,
         note: str | None = None,
+        visibility: str | None = None,
         data: Mapping[str, Any] | None = None,
         expected_version: int | None = None,
         idempotency: Idempotency | None = None,
+        viewer: Viewer = EVERYTHING,
     ) -> TicketView:
+        """Fire ``trigger``; ``note`` is ``visibility`` (default: internal, a customer's public)."""
         data = dict(data or {})
+        shown = check_visibility(viewer, "transition", visibility)
 
         def decide(ticket: TicketState, d: Definition, now: datetime) -> Decision:
             fired = machine_for(d).fire(ticket, trigger, role=role, now=now, note=note, data=data)
             return Decision([(transition_event(ticket, fired, trigger, now, data), note)])
 
-        return self._unit(account, ticket_id, decide, actor, role, expected_version, idempotency)[0]
+        return self._unit(
+            account, ticket_id, decide, actor, role, expected_version, idempotency, viewer, shown
+        )[0]
 
     def respond(
         self,
@@ -378,12 +405,16 @@ class Tierflow:
         body: str,
         role: str,
         actor: str | None = None,
+        visibility: str | None = None,
         expected_version: int | None = None,
         idempotency: Idempotency | None = None,
+        viewer: Viewer = EVERYTHING,
     ) -> TicketView:
-        """A staff reply to the customer (stops the first-response clock if it is the first)."""
+        """A staff reply to the customer (stops the first-response clock if it is the first).
+        An ``internal`` reply is a note among staff: it stops no clock."""
         if not body.strip():
             raise InputError("body", "must not be empty")
+        shown = check_visibility(viewer, "response", visibility)
 
         def decide(ticket: TicketState, d: Definition, now: datetime) -> Decision:
             self._require_staff(d, role, "respond to the customer")
@@ -391,10 +422,42 @@ class Tierflow:
                 raise InvalidTransition(
                     "respond", ticket.state, [], f"the ticket is {ticket.state} (final)"
                 )
-            event = EventRecord(kind="response", at=now, response=True)
+            event = EventRecord(kind="response", at=now, response=shown != INTERNAL)
             return Decision([(event, body)])
 
-        return self._unit(account, ticket_id, decide, actor, role, expected_version, idempotency)[0]
+        return self._unit(
+            account, ticket_id, decide, actor, role, expected_version, idempotency, viewer, shown
+        )[0]
+
+    def comment(
+        self,
+        *,
+        account: str,
+        ticket_id: int,
+        body: str,
+        role: str,
+        actor: str | None = None,
+        visibility: str | None = None,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+        viewer: Viewer = EVERYTHING,
+    ) -> TicketView:
+        """A comment on the ticket by anyone who sees it: a customer's is public (on their own
+        ticket), staff's internal unless they say public. It moves no clock and no state."""
+        if not body.strip():
+            raise InputError("body", "must not be empty")
+        shown = check_visibility(viewer, "comment", visibility)
+
+        def decide(ticket: TicketState, d: Definition, now: datetime) -> Decision:
+            if d.is_final(ticket.state):
+                raise InvalidTransition(
+                    "comment", ticket.state, [], f"the ticket is {ticket.state} (final)"
+                )
+            return Decision([(EventRecord(kind="comment", at=now), body)])
+
+        return self._unit(
+            account, ticket_id, decide, actor, role, expected_version, idempotency, viewer, shown
+        )[0]
 
     def update_fields(
         self,
@@ -407,9 +470,12 @@ class Tierflow:
         urgency: str | None = None,
         category: str | None = None,
         note: str | None = None,
+        visibility: str | None = None,
         expected_version: int | None = None,
+        viewer: Viewer = EVERYTHING,
     ) -> TicketView:
         """Set complexity / urgency (priority follows the matrix) or re-categorise."""
+        shown = check_visibility(viewer, "field_update", visibility)
 
         def decide(ticket: TicketState, d: Definition, now: datetime) -> Decision:
             self._require_staff(d, role, "update ticket fields")
@@ -439,7 +505,9 @@ class Tierflow:
                 return Decision([])
             return Decision([(EventRecord(kind="field_update", at=now, changes=changes), note)])
 
-        return self._unit(account, ticket_id, decide, actor, role, expected_version, None)[0]
+        return self._unit(
+            account, ticket_id, decide, actor, role, expected_version, None, viewer, shown
+        )[0]
 
     def record_playbook_step(
         self,
@@ -451,12 +519,15 @@ class Tierflow:
         role: str,
         actor: str | None = None,
         note: str | None = None,
+        visibility: str | None = None,
         expected_version: int | None = None,
         idempotency: Idempotency | None = None,
+        viewer: Viewer = EVERYTHING,
     ) -> TicketView:
         """Record the next playbook step as ``failed`` or ``solved`` (solved fires on_solved)."""
         if outcome not in ("failed", "solved"):
             raise InputError("outcome", f"must be failed or solved (got {outcome!r})")
+        shown = check_visibility(viewer, "playbook_step", visibility)
 
         def decide(ticket: TicketState, d: Definition, now: datetime) -> Decision:
             pb = d.spec.playbook
@@ -510,7 +581,9 @@ class Tierflow:
                 out.append((transition_event(after, fired, pb.on_solved, now, data), resolution))
             return Decision(out)
 
-        return self._unit(account, ticket_id, decide, actor, role, expected_version, idempotency)[0]
+        return self._unit(
+            account, ticket_id, decide, actor, role, expected_version, idempotency, viewer, shown
+        )[0]
 
     # --- background jobs (workflow.jobs) and integrity (workflow.integrity) ---------------
     scan_sla = jobs.scan_sla
@@ -530,8 +603,12 @@ class Tierflow:
         role: str,
         expected_version: int | None,
         idempotency: Idempotency | None,
+        viewer: Viewer = EVERYTHING,
+        visibility: str = INTERNAL,
     ) -> tuple[TicketView, int]:
-        """Run ``decide`` in one transaction; returns the ticket and how many events it wrote."""
+        """Run ``decide`` in one transaction; returns the ticket and how many events it wrote.
+        ``viewer`` must see the ticket (else it is not found); the unit's notes are
+        ``visibility``."""
         account_id = self.account_id(account)
         for _attempt in range(MAX_ATTEMPTS):
             try:
@@ -544,6 +621,8 @@ class Tierflow:
                     role,
                     expected_version,
                     idempotency,
+                    viewer,
+                    visibility,
                 )
             except sa.exc.DBAPIError as exc:
                 if getattr(exc.orig, "sqlstate", None) not in RETRYABLE:
@@ -565,6 +644,8 @@ class Tierflow:
         role: str,
         expected_version: int | None,
         idempotency: Idempotency | None,
+        viewer: Viewer,
+        visibility: str,
     ) -> tuple[TicketView, int] | None:
         """One try of a unit of work; None when another writer changed the ticket first."""
         with self.db.write() as conn:
@@ -573,8 +654,9 @@ class Tierflow:
                 if done is not None:
                     if done[0] != ticket_id:
                         raise IdempotencyMismatch(idempotency.key)
+                    self._load(conn, account_id, ticket_id, viewer)  # still theirs to see
                     return self._view_at(conn, account, ticket_id, done[1]), 0
-            row = self._load(conn, account_id, ticket_id)
+            row = self._load(conn, account_id, ticket_id, viewer)
             if expected_version is not None and row["version"] != expected_version:
                 raise VersionMismatch(expected_version, row["version"])
             d = self.registry.by_hash(row["definition_hash"])
@@ -606,13 +688,15 @@ class Tierflow:
             )
             if matched != 1:  # somebody else committed first: decide again
                 return None
-            self._insert_events(conn, ticket_id, account_id, todo, ticket.version, actor, role)
+            self._insert_events(
+                conn, ticket_id, account_id, todo, ticket.version, actor, role, visibility
+            )
             counts.apply_deltas(
                 conn, account_id, row["workflow"], ticket_id, counts.deltas(ticket, new)
             )
             if idempotency is not None:
                 self._remember(conn, account_id, idempotency, ticket_id, new.version, now)
-            self._send(conn, account_id, ticket_id, new.version, todo, actor, role)
+            self._send(conn, account_id, ticket_id, new.version, todo, actor, role, visibility)
         view = self._view(account, {**row, "updated_at": now}, d, new, now)
         self._notify(view, [e for e, _note in todo])
         return view, len(todo)
@@ -630,6 +714,7 @@ class Tierflow:
         events: list[tuple[EventRecord, str | None]],
         actor: str | None,
         role: str,
+        visibility: str,
     ) -> None:
         """The unit's outgoing events (the transactional outbox): its last statement."""
         outbox.append(
@@ -640,8 +725,10 @@ class Tierflow:
             [
                 outbox.Outgoing(e.kind, e.at, "sla-scanner", "system")
                 if e.kind == "sla_breached"
-                else outbox.Outgoing(e.kind, e.at, actor, role)
-                for e, _note in events
+                else outbox.Outgoing(
+                    e.kind, e.at, actor, role, None if note is None else visibility
+                )
+                for e, note in events
             ],
         )
 
@@ -654,6 +741,7 @@ class Tierflow:
         version: int,
         actor: str | None,
         role: str,
+        visibility: str,
     ) -> None:
         rows = []
         for i, (e, note) in enumerate(events, start=1):
@@ -673,16 +761,25 @@ class Tierflow:
                     "data": dict(e.data),
                     "changes": dict(e.changes),
                     "response": e.response,
+                    "visibility": INTERNAL if system else visibility,
                     "at": e.at,
                 }
             )
         _INSERT_EVENT.execute_many(conn, rows)
 
-    def _load(self, conn: Connection, account_id: int, ticket_id: int) -> dict[str, Any]:
+    def _load(
+        self, conn: Connection, account_id: int, ticket_id: int, viewer: Viewer = EVERYTHING
+    ) -> dict[str, Any]:
+        """The ticket's row, if ``viewer`` may see it; else not found (as another account's)."""
         if not 0 < ticket_id <= MAX_ID:  # beyond the id column: cannot exist
             raise NotFound("ticket", ticket_id)
-        row = _LOAD.first(conn, {"b_id": ticket_id, "b_account": account_id})
-        if row is None:
+        if viewer.own_only:
+            row = _LOAD_OWN.first(
+                conn, {"b_id": ticket_id, "b_account": account_id, "b_requester": viewer.user_id}
+            )
+        else:
+            row = _LOAD.first(conn, {"b_id": ticket_id, "b_account": account_id})
+        if row is None or not sees_ticket(viewer, row["requester_id"]):
             raise NotFound("ticket", ticket_id)
         return row
 
@@ -770,6 +867,7 @@ class Tierflow:
             description=row["description"],
             customer_name=row["customer_name"],
             customer_email=row["customer_email"],
+            requester_id=row["requester_id"],
             current=state,
             created_at=row["created_at"],
             updated_at=row["updated_at"],

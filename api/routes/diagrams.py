@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Response
 
 import diagrams
-from workflow import InputError
+from workflow import Forbidden, InputError
 from workflow.stats import state_stats
 
 from ..deps import EngineDep, PrincipalDep, ScopeDep, TicketDep
@@ -123,6 +123,8 @@ def live_diagram(
     clock, median time spent there. Always live (the plain workflow is
     `/v1/workflows/{name}/diagram.{fmt}`). The ETag is derived from the counts, so a page can
     poll with `If-None-Match` and get a bodiless 304 until a ticket moves."""
+    if scope.viewer.own_only:  # the account's load is not a requester's to see
+        raise Forbidden(scope.role, "see the account's live load", ["staff", "integration"])
     definition = scope.engine.definition(name)
     stats = state_stats(scope.engine, account=scope.account, workflow=name)
     digest = hashlib.sha256(

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
 from workflow import InputError, outbox
+from workflow.access import sees_event
 from workflow.outbox import StoredEvent
 
 from ..deps import Scope, ScopeDep
@@ -32,10 +33,9 @@ router = APIRouter(prefix="/v1/accounts/{acct}", tags=["events"])
 
 
 def visible(scope: Scope, event: StoredEvent) -> bool:
-    """Whether the caller may see ``event``. Today every token of an account reads every
-    ticket's ``/events``, so the stream shows it all; tighten here (one place) when roles
-    see less."""
-    return True
+    """Whether the caller may see ``event`` (:mod:`workflow.access` decides): a customer gets
+    only their own tickets' events, and never an internal comment or reply."""
+    return sees_event(scope.viewer, event.kind, event.visibility, event.requester_id)
 
 
 def frame(event: StoredEvent) -> str:

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Response, status
 from ..deps import ScopeDep, TicketDep
 from ..http import IdempotencyKey, IfMatch, expected_version, idempotency, ticket_answer
 from ..schemas import (
+    CommentCreate,
     EventPublic,
     FireRequest,
     PlaybookStepRequest,
@@ -61,10 +62,18 @@ def fire_trigger(
         role=scope.role,
         actor=scope.actor,
         note=body.note,
+        visibility=body.visibility,
         data=body.data,
         expected_version=expected_version(if_match),
         idempotency=idempotency(
-            idempotency_key, scope.role, "fire", ticket_id, trigger, body.note, body.data
+            idempotency_key,
+            scope.caller,
+            "fire",
+            ticket_id,
+            trigger,
+            body.note,
+            body.visibility,
+            body.data,
         ),
     )
     return ticket_answer(ticket)
@@ -93,12 +102,14 @@ def create_ticket(
         urgency=body.urgency,
         customer_name=body.customer.name if body.customer else None,
         customer_email=body.customer.email if body.customer else None,
+        # a customer asks for themselves; staff and integrations for `customer` (by e-mail)
+        requester_id=scope.principal.user_id if scope.viewer.own_only else None,
         received_at=body.received_at,
         actor=scope.actor,
         role=scope.role,
         workflow=body.workflow,
         idempotency=idempotency(
-            idempotency_key, scope.role, "create", body.model_dump(mode="json")
+            idempotency_key, scope.caller, "create", body.model_dump(mode="json")
         ),
     )
     return ticket_answer(
@@ -178,6 +189,7 @@ def update_ticket(
         urgency=body.urgency,
         category=body.category,
         note=body.note,
+        visibility=body.visibility,
         expected_version=expected_version(if_match),
     )
     return ticket_answer(ticket)
@@ -211,8 +223,41 @@ def respond(
         body=body.body,
         role=scope.role,
         actor=scope.actor,
+        visibility=body.visibility,
         expected_version=expected_version(if_match),
-        idempotency=idempotency(idempotency_key, scope.role, "respond", ticket_id, body.body),
+        idempotency=idempotency(
+            idempotency_key, scope.caller, "respond", ticket_id, body.body, body.visibility
+        ),
+    )
+    return ticket_answer(ticket, status=201)
+
+
+@router.post(
+    "/tickets/{ticket_id}/comments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TicketPublic,
+    responses=ERRORS,
+)
+def comment(
+    ticket_id: int,
+    body: CommentCreate,
+    scope: ScopeDep,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """A comment: a customer's on their own ticket (public), staff's (internal unless they
+    say `public`). It moves no state and no clock."""
+    ticket = scope.engine.comment(
+        account=scope.account,
+        ticket_id=ticket_id,
+        body=body.body,
+        role=scope.role,
+        actor=scope.actor,
+        visibility=body.visibility,
+        expected_version=expected_version(if_match),
+        idempotency=idempotency(
+            idempotency_key, scope.caller, "comment", ticket_id, body.body, body.visibility
+        ),
     )
     return ticket_answer(ticket, status=201)
 
@@ -235,9 +280,17 @@ def record_playbook_step(
         role=scope.role,
         actor=scope.actor,
         note=body.note,
+        visibility=body.visibility,
         expected_version=expected_version(if_match),
         idempotency=idempotency(
-            idempotency_key, scope.role, "step", ticket_id, step, body.outcome, body.note
+            idempotency_key,
+            scope.caller,
+            "step",
+            ticket_id,
+            step,
+            body.outcome,
+            body.note,
+            body.visibility,
         ),
     )
     return ticket_answer(ticket)
@@ -245,7 +298,7 @@ def record_playbook_step(
 
 @router.get("/tickets/{ticket_id}/events", response_model=list[EventPublic])
 def list_events(ticket_id: int, scope: ScopeDep) -> list[EventPublic]:
-    """The ticket's history, oldest first."""
+    """The ticket's history, oldest first (a customer's: without internal notes)."""
     return [
         EventPublic.of(e) for e in scope.engine.events(account=scope.account, ticket_id=ticket_id)
     ]

@@ -26,6 +26,7 @@ ROW = {
     "data": {"nested": [1, 2.5, None, True], "text": "ok"},
     "changes": {},
     "response": True,
+    "visibility": "public",
     "at": datetime(2026, 11, 24, 13, 5, 7, 123456, tzinfo=UTC),
 }
 KEYS = (*ROW, "ticket_id")
@@ -112,7 +113,7 @@ def test_a_statement_that_needs_defaults_is_refused_when_compiled(tf: Tierflow) 
         partial.compiled(conn.dialect)
     assert str(caught.value) == (
         "statement needs SQLAlchemy's execution context "
-        "(defaults for ['data', 'changes', 'response'], literal or callable values)"
+        "(defaults for ['data', 'changes', 'response', 'visibility'], literal or callable values)"
     )
 
 

@@ -297,6 +297,7 @@ class TicketPublic(BaseModel):
                     "playbook_position": 1,
                     "customer": {"name": "Ana Pérez", "email": "ana@example.com"},
                     "requester_id": 3,
+                    "assignee_id": 7,
                     "version": 5,
                     "workflow": {"name": "support", "version": "1.0.0", "hash": "262c521d3f0e4b7a"},
                     "created_at": "2026-11-24T14:00:00Z",
@@ -326,6 +327,9 @@ class TicketPublic(BaseModel):
     requester_id: int | None = Field(
         description="The user who asked (a customer sees only the tickets they asked)."
     )
+    assignee_id: int | None = Field(
+        description="The user working on it; null: in the pool (`PUT …/assignee`, `…/take`)."
+    )
     version: int
     workflow: WorkflowRef
     created_at: datetime
@@ -354,6 +358,7 @@ class TicketPublic(BaseModel):
             if t.customer_name is None
             else Customer.model_construct(name=t.customer_name, email=t.customer_email),
             requester_id=t.requester_id,
+            assignee_id=t.assignee_id,
             version=t.version,
             workflow=WorkflowRef.model_construct(
                 name=t.workflow, version=t.workflow_version, hash=t.definition_hash
@@ -396,6 +401,16 @@ class ResponseCreate(BaseModel):
         default="public",
         description="`public`: a reply to the customer (stops the first-response clock); "
         "`internal`: a note among staff (stops nothing).",
+    )
+
+
+class AssigneeSet(BaseModel):
+    model_config = _examples({"assignee_id": 7}, {"assignee_id": None})
+
+    assignee_id: int | None = Field(
+        ge=1,
+        le=2**31 - 1,
+        description="A user who holds a role that acts at the ticket's state; null: the pool.",
     )
 
 

@@ -153,6 +153,7 @@ def test_ticket_shape_and_etag(acme: Api, clock: FakeClock) -> None:
         "playbook_position",
         "customer",
         "requester_id",
+        "assignee_id",
         "version",
         "workflow",
         "created_at",

@@ -40,7 +40,7 @@ RETURN = "@return"
 
 Group = Literal["intake", "level1", "level2", "level3", "administrative", "waiting", "done"]
 Level = Literal["level1", "level2", "level3", "administrative"]
-SETTABLE_FIELDS = ("channel", "outcome")
+SETTABLE_FIELDS = ("channel", "outcome", "assignee")
 
 
 class _Strict(BaseModel):
@@ -532,6 +532,12 @@ def findings(spec: DefinitionSpec, *, graph: bool = True) -> list[Finding]:
                 isinstance(value, str) and (value.startswith("$data.") or value in spec.channels)
             ):
                 add((*tloc, "set", "channel"), f"{where}.set.channel", f"unknown channel {value!r}")
+            elif field == "assignee" and value not in ("keep", "pool"):
+                add(
+                    (*tloc, "set", "assignee"),
+                    f"{where}.set.assignee",
+                    f"must be keep or pool (got {value!r})",
+                )
 
     # playbook recording
     if spec.playbook is not None:

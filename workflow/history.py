@@ -32,6 +32,7 @@ EVENT_KINDS = (
     "sla_breached",
     "migrated",
     "comment",
+    "assigned",
 )
 
 Resolve = Callable[[str], Definition]
@@ -74,6 +75,8 @@ class TicketState:
     resolved_at: datetime | None
     version: int
     sla: SlaFields
+    assignee_id: int | None = None
+    """The user working on it (``None``: in the pool); see workflow.assignment."""
 
     def as_columns(self) -> dict[str, Any]:
         """Flat column values (the SLA fields spread out)."""
@@ -166,6 +169,8 @@ def apply(
             priority=definition.priority(ticket.complexity, ticket.urgency),
         )
         updates.update(event.changes)  # previous_state, mapped onto the new version
+    elif event.kind == "assigned":
+        updates.update(event.changes)
     elif event.kind not in ("response", "sla_breached", "comment"):
         raise ValueError(f"unknown event kind {event.kind!r}")
     if event.response and ticket.first_response_at is None:

@@ -88,7 +88,7 @@ def _close_expired(tf: Tierflow, limit: int) -> int:
             return NOTHING  # moved on since we looked, or its version closes later
         fired = machine_for(d).fire(ticket, rule.trigger, role=ADMIN, now=now)
         note = f"closed automatically after {rule.after_days:g} days in {rule.state}"
-        return Decision([(transition_event(ticket, fired, rule.trigger, now, {}), note)])
+        return Decision([(transition_event(d, ticket, fired, rule.trigger, now, {}), note)])
 
     closed = 0
     after_id = 0

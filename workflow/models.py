@@ -150,6 +150,8 @@ class Ticket(SQLModel, table=True):
         ),
         # a requester's own tickets (workflow.access)
         sa.Index("ix_ticket_account_requester", "account_id", "requester_id", "id"),
+        # "my queue" (workflow.queries: ?assignee=)
+        sa.Index("ix_ticket_account_assignee", "account_id", "assignee_id", "id"),
         sa.Index(
             "ix_ticket_account_breached_id",
             "account_id",
@@ -192,6 +194,8 @@ class Ticket(SQLModel, table=True):
     sla_risk_at: datetime | None = _utc(default=None)
     sla_breached_at: datetime | None = _utc(default=None)
     version: int = 1
+    assignee_id: int | None = None
+    """The ``account_user`` working on it; None: in the pool (workflow.assignment)."""
     # --- bookkeeping ---
     created_at: datetime = _utc()
     updated_at: datetime = _utc()

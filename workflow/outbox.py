@@ -64,6 +64,7 @@ TYPES = {
     "playbook_step": "ticket.updated",
     "response": "ticket.responded",
     "comment": "ticket.commented",
+    "assigned": "ticket.assigned",
     "sla_breached": "ticket.sla_breached",
     "migrated": "ticket.migrated",
 }
@@ -266,6 +267,7 @@ def ticket_json(t: TicketView) -> dict[str, Any]:
         if t.customer_name is None
         else {"name": t.customer_name, "email": t.customer_email},
         "requester_id": t.requester_id,
+        "assignee_id": c.assignee_id,
         "version": c.version,
         "workflow": {"name": t.workflow, "version": t.workflow_version, "hash": t.definition_hash},
         "created_at": t.created_at,

@@ -18,7 +18,7 @@ from .records import E, EventView, T, TicketView, decode_cursor, encode_cursor, 
 if TYPE_CHECKING:
     from .service import Tierflow
 
-__all__ = ["events", "explain", "get_ticket", "list_tickets", "queue"]
+__all__ = ["NOBODY", "Unassigned", "events", "explain", "get_ticket", "list_tickets", "queue"]
 
 MAX_PAGE = 500
 MAX_SEARCH = 100
@@ -68,6 +68,22 @@ def events(
         )
 
 
+class Unassigned:
+    """The ``assignee`` filter that keeps tickets nobody is assigned (in the pool)."""
+
+
+NOBODY = Unassigned()
+
+
+def _assignee(assignee: int | Unassigned | None) -> list[Any]:
+    """``assignee``: None, no filter; :data:`NOBODY`, the pool; a user id, theirs."""
+    if assignee is None:
+        return []
+    if isinstance(assignee, Unassigned):
+        return [T.c.assignee_id.is_(None)]
+    return [T.c.assignee_id == assignee]
+
+
 FILTERS = ("state", "level", "priority", "category")
 """The ticket filters whose values come from the definitions."""
 
@@ -110,6 +126,7 @@ def list_tickets(
     limit: int = 50,
     cursor: str | None = None,
     q: str | None = None,
+    assignee: int | Unassigned | None = None,
     viewer: Viewer = EVERYTHING,
 ) -> tuple[list[TicketView], str | None]:
     """One page, oldest ticket first; ``cursor`` is the previous page's ``next_cursor``.
@@ -128,7 +145,7 @@ def list_tickets(
         _require_known(tf, name, value)
     account_id = tf.account_id(account)
     now = tf.clock()
-    where = [T.c.account_id == account_id, *ticket_clauses(viewer)]
+    where = [T.c.account_id == account_id, *ticket_clauses(viewer), *_assignee(assignee)]
     where += [T.c[col] == value for col, value in filters.items() if value is not None]
     if cursor is not None:
         where.append(T.c.id > decode_cursor(cursor))
@@ -165,6 +182,7 @@ def queue(
     account: str,
     level: str | None = None,
     limit: int = 50,
+    assignee: int | Unassigned | None = None,
     viewer: Viewer = EVERYTHING,
 ) -> list[TicketView]:
     """Open tickets by priority (highest first, in the definition's order; none last); within
@@ -179,7 +197,12 @@ def queue(
     priorities: list[str | None] = []
     for d in tf.registry.loaded():
         priorities += [p for p in d.spec.priorities if p not in priorities]
-    base = [T.c.account_id == account_id, T.c.resolved_at.is_(None), *ticket_clauses(viewer)]
+    base = [
+        T.c.account_id == account_id,
+        T.c.resolved_at.is_(None),
+        *ticket_clauses(viewer),
+        *_assignee(assignee),
+    ]
     if level is not None:
         base.append(T.c.level == level)
     clear = T.c.sla_breached_at.is_(None)

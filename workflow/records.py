@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
+from .assignment import after_transition
 from .definition import Definition
 from .errors import InputError
 from .history import EventRecord, TicketState
@@ -100,15 +101,22 @@ class EventView:
 
 
 def transition_event(
-    ticket: TicketState, fired: Fired, trigger: str, now: datetime, data: Mapping[str, Any]
+    d: Definition,
+    ticket: TicketState,
+    fired: Fired,
+    trigger: str,
+    now: datetime,
+    data: Mapping[str, Any],
 ) -> EventRecord:
+    """The event of a fired transition; whether it hands the ticket back to the pool is
+    decided here (workflow.assignment) and recorded in its changes."""
     return EventRecord(
         kind="transition",
         at=now,
         trigger=trigger,
         from_state=ticket.state,
         to_state=fired.dest,
-        changes=fired.changes,
+        changes=after_transition(d, ticket.state, fired.dest, ticket.assignee_id, fired.changes),
         data=data,
         response=fired.transition.response,
     )

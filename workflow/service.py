@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 from . import counts, integrity, jobs, outbox, people, queries
 from . import migrate as migration
 from .access import EVERYTHING, INTERNAL, Viewer, check_visibility, sees_ticket
+from .assignment import acting_roles
 from .db import Database
 from .definition import Definition, builtin_definitions, check_text, folder_definitions
 from .errors import (
@@ -391,7 +392,7 @@ class Tierflow:
 
         def decide(ticket: TicketState, d: Definition, now: datetime) -> Decision:
             fired = machine_for(d).fire(ticket, trigger, role=role, now=now, note=note, data=data)
-            return Decision([(transition_event(ticket, fired, trigger, now, data), note)])
+            return Decision([(transition_event(d, ticket, fired, trigger, now, data), note)])
 
         return self._unit(
             account, ticket_id, decide, actor, role, expected_version, idempotency, viewer, shown
@@ -457,6 +458,55 @@ class Tierflow:
 
         return self._unit(
             account, ticket_id, decide, actor, role, expected_version, idempotency, viewer, shown
+        )[0]
+
+    def assign(
+        self,
+        *,
+        account: str,
+        ticket_id: int,
+        assignee_id: int | None,
+        role: str,
+        actor: str | None = None,
+        expected_version: int | None = None,
+        viewer: Viewer = EVERYTHING,
+    ) -> TicketView:
+        """Assign the ticket to a user holding a role that acts at its state, or (None) hand it
+        back to the pool; staff only. Assigning whom it already has changes nothing."""
+        user = None
+        if assignee_id is not None:
+            try:
+                user = self.get_user(account=account, user_id=assignee_id)
+            except NotFound:
+                raise InputError(
+                    "assignee_id", f"no user {assignee_id} in account {account!r}"
+                ) from None
+
+        def decide(ticket: TicketState, d: Definition, now: datetime) -> Decision:
+            self._require_staff(d, role, "assign tickets")
+            allowed = acting_roles(d, ticket.state)
+            if not allowed:
+                raise InvalidTransition(
+                    "assign", ticket.state, [], f"nobody works on a ticket in {ticket.state}"
+                )
+            if user is not None and not allowed & set(user.roles):
+                raise InputError(
+                    "assignee_id",
+                    f"user {user.id} ({user.name}) holds {', '.join(user.roles)}; a ticket in "
+                    f"{ticket.state} goes to one of: {', '.join(sorted(allowed))}",
+                )
+            if ticket.assignee_id == assignee_id:
+                return Decision([])
+            event = EventRecord(
+                kind="assigned",
+                at=now,
+                changes={"assignee_id": assignee_id},
+                data={"assignee": None if user is None else user.name},
+            )
+            return Decision([(event, None)])
+
+        return self._unit(
+            account, ticket_id, decide, actor, role, expected_version, None, viewer, INTERNAL
         )[0]
 
     def update_fields(
@@ -578,7 +628,8 @@ class Tierflow:
                     after, pb.on_solved, role=ADMIN, now=now, note=resolution, data={}
                 )
                 data = {"playbook_step": step}
-                out.append((transition_event(after, fired, pb.on_solved, now, data), resolution))
+                event = transition_event(d, after, fired, pb.on_solved, now, data)
+                out.append((event, resolution))
             return Decision(out)
 
         return self._unit(

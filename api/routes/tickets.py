@@ -14,9 +14,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
-from ..deps import ScopeDep, TicketDep
+from workflow import InputError
+from workflow.queries import NOBODY, Unassigned
+
+from ..deps import Scope, ScopeDep, TicketDep
 from ..http import IdempotencyKey, IfMatch, expected_version, idempotency, ticket_answer
 from ..schemas import (
+    AssigneeSet,
     CommentCreate,
     EventPublic,
     FireRequest,
@@ -117,6 +121,28 @@ def create_ticket(
     )
 
 
+AssigneeFilter = Annotated[
+    str | None,
+    Query(
+        max_length=12,
+        pattern=r"^(me|none|[1-9][0-9]{0,9})$",
+        description="`me`: assigned to the caller; `none`: in the pool; a user id: theirs.",
+    ),
+]
+
+
+def _assignee(value: str | None, scope: Scope) -> int | Unassigned | None:
+    if value is None:
+        return None
+    if value == "none":
+        return NOBODY
+    if value == "me":
+        if scope.principal.user_id is None:
+            raise InputError("assignee", "'me' needs a person's token (this one is nobody's)")
+        return scope.principal.user_id
+    return int(value)
+
+
 @router.get("/tickets", response_model=TicketPage)
 def list_tickets(
     scope: ScopeDep,
@@ -135,6 +161,7 @@ def list_tickets(
         ),
     ] = None,
     q: str | None = None,
+    assignee: AssigneeFilter = None,
 ) -> TicketPage:
     """Tickets of the account, oldest first, in pages (`next_cursor` → `?cursor=`); `q`:
     subject contains the text, case-insensitively (at most 100 characters)."""
@@ -148,6 +175,7 @@ def list_tickets(
         limit=limit,
         cursor=cursor,
         q=q,
+        assignee=_assignee(assignee, scope),
     )
     return TicketPage.model_construct(
         items=[TicketPublic.of(t) for t in items], next_cursor=next_cursor
@@ -159,12 +187,14 @@ def work_queue(
     scope: ScopeDep,
     level: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    assignee: AssigneeFilter = None,
 ) -> list[TicketPublic]:
-    """Open tickets by priority (highest first), then the earliest SLA due instant, then age."""
-    return [
-        TicketPublic.of(t)
-        for t in scope.engine.queue(account=scope.account, level=level, limit=limit)
-    ]
+    """Open tickets by priority (highest first), then the earliest SLA due instant, then age;
+    `assignee=me` is "my queue", `assignee=none` the pool."""
+    found = scope.engine.queue(
+        account=scope.account, level=level, limit=limit, assignee=_assignee(assignee, scope)
+    )
+    return [TicketPublic.of(t) for t in found]
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketPublic, responses=ERRORS)
@@ -190,6 +220,39 @@ def update_ticket(
         category=body.category,
         note=body.note,
         visibility=body.visibility,
+        expected_version=expected_version(if_match),
+    )
+    return ticket_answer(ticket)
+
+
+@router.put("/tickets/{ticket_id}/assignee", response_model=TicketPublic, responses=ERRORS)
+def set_assignee(
+    ticket_id: int, body: AssigneeSet, scope: ScopeDep, if_match: IfMatch = None
+) -> Response:
+    """Assign the ticket to a user who holds a role that acts at its state, or (null) hand
+    it back to the pool (staff). Every change is an `assigned` event."""
+    ticket = scope.engine.assign(
+        account=scope.account,
+        ticket_id=ticket_id,
+        assignee_id=body.assignee_id,
+        role=scope.role,
+        actor=scope.actor,
+        expected_version=expected_version(if_match),
+    )
+    return ticket_answer(ticket)
+
+
+@router.post("/tickets/{ticket_id}/take", response_model=TicketPublic, responses=ERRORS)
+def take(ticket_id: int, scope: ScopeDep, if_match: IfMatch = None) -> Response:
+    """Assign the ticket to yourself (a person's staff token)."""
+    if scope.principal.user_id is None:
+        raise InputError("Authorization", "take needs a person's token (this one is nobody's)")
+    ticket = scope.engine.assign(
+        account=scope.account,
+        ticket_id=ticket_id,
+        assignee_id=scope.principal.user_id,
+        role=scope.role,
+        actor=scope.actor,
         expected_version=expected_version(if_match),
     )
     return ticket_answer(ticket)

@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1/accounts/{acct}/webhooks", tags=["webhooks"])
 
 EventType = Literal["*", "ticket.created", "ticket.transitioned", "ticket.updated",
                     "ticket.responded", "ticket.commented", "ticket.sla_breached",
-                    "ticket.migrated"]  # fmt: skip
+                    "ticket.migrated", "ticket.assigned"]  # fmt: skip
 assert sorted(EventType.__args__) == sorted([ALL, *CATALOGUE])  # type: ignore[attr-defined]
 Url = Annotated[
     Text, Field(min_length=1, max_length=2000, examples=["https://hooks.example.com/tierflow"])

@@ -171,6 +171,17 @@ LINES = [
         [(7, 3, "states.working.group", "Field required")],
     ),
     (
+        "a required value outside its fixed set: marked, and the names are still checked",
+        edit(
+            "  working: {group: level1, level: level1}\n",
+            "  working: {group: levell, level: level1}\n",
+        ).replace("    dest: working\n    roles: [agent]\n", "    dest: working\n    roles: [x]\n"),
+        [
+            (7, 20, "states.working.group", "Input should be 'intake', 'level1', 'level2'"),
+            (24, 13, "transitions[0] (take).roles", "unknown role 'x' (known: admin, agent, "),
+        ],
+    ),
+    (
         "an unknown key: at the key",
         edit("  resolved: {group: done}\n", "  resolved: {group: done, colour: red}\n"),
         [(8, 27, "states.resolved.colour", "Extra inputs are not permitted")],

@@ -232,6 +232,10 @@ DESIGNER_TABLE = [
     ("designer", "GET", "/v1/accounts/acme/tickets", None, 404),
     ("designer", "POST", "/v1/accounts/acme/tokens", "token", 404),
     ("designer", "POST", "/v1/accounts", "account", 403),
+    # only the admin issues designer tokens
+    ("admin", "POST", "/v1/tokens", "designer", 201),
+    ("designer", "POST", "/v1/tokens", "designer", 403),
+    ("supervisor", "POST", "/v1/tokens", "designer", 403),
 ]
 
 
@@ -258,16 +262,28 @@ def test_who_may_publish_and_choose(
             "choice": {"name": "support", "version": "1.0.0"},
             "token": {"role": "l1_agent", "name": "x"},
             "account": {"slug": "initech", "name": "Initech"},
+            "designer": {"role": "designer", "name": "Dana"},
         }.get(body or "")
         kwargs = {"json": payload, "headers": headers} if payload else {"headers": headers}
     r = acme.client.request(method, path, **kwargs)
     assert r.status_code == expected, r.text
     if expected == 403:
-        assert r.json()["allowed"] in (
-            ["admin", "designer"],
-            ["admin", "designer", "supervisor"],
-            ["admin"],
+        allowed = {
+            "/v1/workflows/support/versions": ["admin", "designer"],
+            "/v1/accounts/acme/workflow": ["admin", "designer", "supervisor"],
+            "/v1/accounts": ["admin"],
+            "/v1/tokens": ["admin"],
+        }
+        assert r.json()["allowed"] == allowed[path]
+    if path == "/v1/tokens" and expected == 201:  # the new token publishes
+        token = r.json()["token"]
+        assert (r.json()["role"], r.json()["user"]) == ("designer", None)
+        r = acme.client.post(
+            "/v1/workflows/support/versions",
+            content=variant("1.1.0"),
+            headers={**auth(token), **YAML},
         )
+        assert r.status_code == 201, r.text
 
 
 def test_the_account_version_over_http(acme: Api, designer: dict[str, str]) -> None:

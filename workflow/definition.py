@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from collections import deque
 from collections.abc import Mapping
 from functools import cached_property
@@ -267,8 +268,9 @@ def parse_definition(
     With ``marks`` (where the nodes of ``text`` are) each problem carries its line and
     column, and the problems come in the order of the text; ``found`` are problems found
     before (duplicate keys). A value the schema refuses is set aside and the rest is checked
-    too, so one answer lists the schema's problems and the meaning's together; only a
-    missing required field stops the meaning checks (they need it). ``name``, when given, is
+    too (a value outside a fixed set is stood in for by an allowed one), so one answer lists
+    the schema's problems and the meaning's together; only a missing required field stops the
+    meaning checks (they need it). ``name``, when given, is
     the name the definition must carry."""
     problems: list[Problem] = list(found or [])
     spec, schema, pruned = _shape(data)
@@ -317,6 +319,9 @@ def _shape(data: Any) -> tuple[DefinitionSpec | None, list[tuple[Loc, str, bool]
             if err["type"] == "missing":
                 stuck = True
                 continue
+            if err["type"] == "literal_error" and _replace(work, loc, err["ctx"]["expected"]):
+                pruned.append(loc)  # a stand-in from the allowed values: required fields too
+                continue
             removed = _prune(work, loc)
             if removed is None:
                 stuck = True
@@ -325,6 +330,21 @@ def _shape(data: Any) -> tuple[DefinitionSpec | None, list[tuple[Loc, str, bool]
         if stuck:
             return None, schema, pruned
     return None, schema, pruned
+
+
+def _replace(data: Any, loc: Loc, expected: str) -> bool:
+    """Put the first allowed value (pydantic's ``'a', 'b' or 'c'``) where ``loc`` is."""
+    first = re.match(r"'([^']*)'", expected)
+    node = data
+    for part in loc[:-1]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    if first is None or not isinstance(node, dict) or loc[-1] not in node:
+        return False
+    node[loc[-1]] = first.group(1)
+    return True
 
 
 def _prune(data: Any, loc: Loc) -> Loc | None:

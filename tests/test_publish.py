@@ -4,6 +4,8 @@ definitions folder published at start."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,31 @@ def test_another_process_sees_a_publication(db_url: str, clock: FakeClock) -> No
     assert b.definition("support").version == "1.1.0"
     a.db.dispose()
     b.db.dispose()
+
+
+def test_concurrent_publishers_store_one_version(db_url: str, clock: FakeClock) -> None:
+    """Two engines (as two servers) publish at once: the same content is stored once, and of
+    two contents under one version exactly one is stored, the other refused."""
+    engines = [Tierflow(db_url, clock=clock) for _ in range(4)]
+    texts = [variant("1.1.0"), variant("1.1.0"), variant("1.2.0", 2), variant("1.2.0", 3)]
+    barrier = threading.Barrier(len(engines))
+
+    def publish(i: int) -> str:
+        barrier.wait(timeout=10)
+        try:
+            return "created" if engines[i].publish_text(texts[i]).created else "same"
+        except VersionTaken:
+            return "taken"
+
+    with ThreadPoolExecutor(len(engines)) as pool:
+        answers = list(pool.map(publish, range(len(engines))))
+    assert sorted(answers[:2]) == ["created", "same"]
+    assert sorted(answers[2:]) == ["created", "taken"]
+    assert sorted(v.version for v in engines[0].published()) == ["1.0.0", "1.1.0", "1.2.0"]
+    seqs = [v.seq for v in engines[0].published()]
+    assert len(set(seqs)) == len(seqs)
+    for e in engines:
+        e.db.dispose()
 
 
 def test_the_definitions_folder_is_published_at_start(

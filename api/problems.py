@@ -120,8 +120,10 @@ def document(app: FastAPI, vocabulary: Callable[[], dict[str, list[str]]] | None
 
 def _allowed(request: Request) -> list[str]:
     """The methods served at this request's path, from the OpenAPI document (FastAPI has one
-    route per method, so a 405 from routing alone names only the first route's)."""
-    table: list[tuple[re.Pattern[str], list[str]]] | None = getattr(
+    route per method, so a 405 from routing alone names only the first route's). A path
+    documented literally (``/v1/workflows/validate``) is its own resource: a template that
+    also matches it (``/v1/workflows/{name}``) does not add its methods."""
+    table: list[tuple[re.Pattern[str], list[str], bool]] | None = getattr(
         request.app.state, "allow_table", None
     )
     if table is None:
@@ -129,12 +131,16 @@ def _allowed(request: Request) -> list[str]:
             (
                 re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$"),
                 [method.upper() for method in ops],
+                "{" not in path,
             )
             for path, ops in request.app.openapi()["paths"].items()
         ]
         request.app.state.allow_table = table
     path = request.url.path
-    return sorted({m for pattern, methods in table if pattern.match(path) for m in methods})
+    matches = [(methods, literal) for pattern, methods, literal in table if pattern.match(path)]
+    if any(literal for _methods, literal in matches):
+        matches = [(methods, literal) for methods, literal in matches if literal]
+    return sorted({m for methods, _literal in matches for m in methods})
 
 
 def _restrict(prop: dict[str, Any], values: list[str]) -> None:

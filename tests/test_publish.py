@@ -395,3 +395,11 @@ def test_cli_issues_a_designer_token(
     assert cli(["--database-url", db_url, "tokens", "create", "--role", "l1_agent"]) == 1
     assert "--account is needed for role 'l1_agent'" in capsys.readouterr().err
     tf.db.dispose()
+
+
+def test_the_validate_route_is_its_own_resource(acme: Api) -> None:
+    """`/v1/workflows/validate` also matches `/v1/workflows/{name}`; its 405 names only POST."""
+    r = acme.client.request("OPTIONS", "/v1/workflows/validate", headers=acme.as_("admin"))
+    assert (r.status_code, r.headers["allow"]) == (405, "POST")
+    r = acme.client.request("DELETE", "/v1/workflows/support", headers=acme.as_("admin"))
+    assert (r.status_code, r.headers["allow"]) == (405, "GET")

@@ -1,8 +1,8 @@
 """``python -m bench [--quick] [--only SECTION ...] [--out PATH]``
 
 Measures tierflow and its ceilings in one run and writes ``bench/RESULTS.md``. Sections:
-engine, api, scale, memory, diagrams, clocks, whatif. ``--quick`` is a smoke check (under a
-minute; CI runs it without asserting on time). Scratch files live in a temporary directory,
+engine, api, scale, memory, diagrams, clocks, whatif, webhooks. ``--quick`` is a smoke check
+(under a minute; CI runs it without asserting on time). Scratch files live in a temporary directory,
 removed at the end (``--keep`` keeps it). Every server started is stopped by its PID; the load
 is loopback only. Exit status 1 only when a section crashed - never because of a figure.
 """
@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import api, clocks, diagrams, engine, memory, report, scale, whatif
+from . import api, clocks, diagrams, engine, memory, report, scale, webhooks, whatif
 from .common import Config, machine_info, section
 
 SECTIONS: dict[str, Callable[[Config], dict[str, Any]]] = {
@@ -32,6 +32,7 @@ SECTIONS: dict[str, Callable[[Config], dict[str, Any]]] = {
     "diagrams": diagrams.run,
     "clocks": clocks.run,
     "whatif": whatif.run,
+    "webhooks": webhooks.run,
 }
 DEFAULT_OUT = Path(__file__).with_name("RESULTS.md")
 

@@ -383,3 +383,39 @@ def test_two_dispatchers_never_make_the_same_attempt_twice(tf: Tierflow, db_url:
             assert [r.webhook_id for r in got] == [f"msg_{s.id}_{n}" for n in range(1, 31)]
             log = Webhooks(tf, KEY).deliveries(account=ACCOUNT, subscription_id=s.id, limit=100)
             assert sorted(d.attempts for d in log) == [1] * 30
+
+
+def test_reading_the_outbox_bit_by_bit_gives_what_a_whole_replay_gives(
+    tf: Tierflow, db_url: str, clock: FakeClock
+) -> None:
+    """``_view_at`` folds on from the last version it rebuilt per ticket; the tickets it
+    gives are those of a cold engine replaying each history whole."""
+    from workflow import outbox
+
+    ids = _fire_some(tf, 2)
+    for _ in range(3):
+        for tid in ids:
+            clock.advance(minutes=7)
+            tf.fire(
+                account=ACCOUNT,
+                ticket_id=tid,
+                trigger="request_info",
+                role="l1_agent",
+                note="which username?",
+            )
+            clock.advance(minutes=3)
+            tf.fire(account=ACCOUNT, ticket_id=tid, trigger="customer_replied", role="customer")
+    bit_by_bit = []
+    after = 0
+    while batch := outbox.read_after(tf, ACCOUNT, after, limit=3):
+        bit_by_bit += batch
+        after = batch[-1].sequence
+    cold = Tierflow(db_url, clock=clock, create_schema=False)
+    try:
+        whole = outbox.read_after(cold, ACCOUNT, 0)
+        again = outbox.read_after(tf, ACCOUNT, 0)  # older versions than the ones kept
+    finally:
+        cold.db.dispose()
+    assert len(whole) == 16
+    assert [e.payload() for e in bit_by_bit] == [e.payload() for e in whole]
+    assert [e.payload() for e in again] == [e.payload() for e in whole]

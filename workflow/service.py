@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,6 +78,8 @@ EARLIEST = datetime(1970, 1, 2)
 DEFAULT_MAX_RECEIVED_AGE = timedelta(days=400)
 """``received_at`` further back than this before now is refused (``max_received_age``)."""
 MAX_ATTEMPTS = 8
+FOLDS_KEPT = 4096
+"""Tickets whose last rebuilt version :meth:`Tierflow._view_at` keeps, to fold on from."""
 """How often a unit of work that lost a race is retried before :class:`Conflict`."""
 RETRYABLE = {"40P01", "40001"}
 """SQLSTATEs after which a transaction is simply tried again (deadlock, serialization)."""
@@ -138,6 +142,10 @@ class Tierflow:
         self._accounts: dict[str, int] = {}  # slug -> id (accounts never change)
         self._slugs: dict[int, str] = {}  # id -> slug
         self.observers: list[Observer] = []
+        self._folds: OrderedDict[int, tuple[int, TicketState, Definition, datetime]] = (
+            OrderedDict()
+        )  # the last version folded per ticket (see _view_at)
+        self._folds_lock = threading.Lock()
         self.start_warnings: list[str] = []
         """Definitions given at start that were not published (their version is taken)."""
         start = list(definitions if definitions is not None else builtin_definitions())
@@ -882,20 +890,49 @@ class Tierflow:
 
     def _view_at(self, conn: Connection, account: str, ticket_id: int, version: int) -> TicketView:
         """The ticket as it was right after ``version`` (rebuilt from history, on the version
-        of the workflow it ran on then)."""
+        of the workflow it ran on then).
+
+        Readers of the outbox ask for each ticket's versions in increasing order, so the last
+        fold per ticket is kept (a bounded cache) and the next one folds only the events after
+        it: histories are append-only, so the result is that of a whole replay, which would
+        cost time in proportion to the ticket's history for every event."""
         row = dict(conn.execute(sa.select(T).where(T.c.id == ticket_id)).mappings().one())
-        evs = (
-            conn.execute(sa.select(E).where(E.c.ticket_id == ticket_id).order_by(E.c.seq))
-            .mappings()
-            .all()
-        )
-        state, d = fold(
-            self.registry.by_hash(row["definition_hash"]),
-            [record_of(e) for e in evs],
-            resolve=self.registry.by_hash,
-            upto=version,
-        )
-        at = evs[version - 1]["at"]
+        with self._folds_lock:
+            cached = self._folds.get(ticket_id)
+        if cached is None or cached[0] > version:
+            evs = (
+                conn.execute(sa.select(E).where(E.c.ticket_id == ticket_id).order_by(E.c.seq))
+                .mappings()
+                .all()
+            )
+            state, d = fold(
+                self.registry.by_hash(row["definition_hash"]),
+                [record_of(e) for e in evs],
+                resolve=self.registry.by_hash,
+                upto=version,
+            )
+            at = evs[version - 1]["at"]
+        else:
+            _, state, d, at = cached
+            for e in conn.execute(
+                sa.select(E)
+                .where(E.c.ticket_id == ticket_id, E.c.seq > cached[0], E.c.seq <= version)
+                .order_by(E.c.seq)
+            ).mappings():
+                record = record_of(e)
+                if record.kind == "migrated":
+                    target = self.registry.by_hash(record.data["to_hash"])
+                    state = apply(target, state, record, before=d)
+                    d = target
+                else:
+                    state = apply(d, state, record)
+                at = e["at"]
+        with self._folds_lock:
+            if cached is None or cached[0] < version:
+                self._folds[ticket_id] = (version, state, d, at)
+                self._folds.move_to_end(ticket_id)
+                if len(self._folds) > FOLDS_KEPT:
+                    self._folds.popitem(last=False)
         return self._view(account, {**row, "updated_at": at}, d, state, at, replayed=True)
 
     def _view(

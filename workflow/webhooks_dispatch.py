@@ -62,6 +62,26 @@ from .webhooks_urls import Refused, Target, resolve
 __all__ = ["Dispatcher", "Outcome", "PassResult", "RetrySchedule"]
 
 log = logging.getLogger("tierflow.webhooks")
+
+# statements built once (building one costs about what running it does)
+_ACTIVE = sa.select(WS.c.id).where(WS.c.active).order_by(WS.c.id)
+_SUB = sa.select(WS).where(WS.c.id == sa.bindparam("sid"))
+_SUB_LOCKED = _SUB.with_for_update(skip_locked=True)
+_HIGH = sa.select(sa.func.max(outbox.OE.c.sequence)).where(
+    outbox.OE.c.account_id == sa.bindparam("aid")
+)
+_HEAD = (
+    sa.select(WD)
+    .where(WD.c.subscription_id == sa.bindparam("sid"), WD.c.status == "pending")
+    .order_by(WD.c.sequence)
+    .limit(1)
+)
+_RECORD = sa.update(WD).where(
+    WD.c.id == sa.bindparam("did"),
+    WD.c.attempts == sa.bindparam("was"),
+    WD.c.status == "pending",
+)
+_LOG = sa.insert(WA)
 USER_AGENT = "tierflow-webhooks/1"
 MAX_ERROR = 500
 
@@ -112,6 +132,8 @@ class PassResult:
     dead: int = 0
     skipped: bool = False
     """True when another dispatcher held the database (SQLite)."""
+    subscriptions: int = 0
+    """Active subscriptions seen."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -176,9 +198,8 @@ class Dispatcher:
                 result.skipped = True
                 return result
             with self.tf.db.read() as conn:
-                ids = list(
-                    conn.execute(sa.select(WS.c.id).where(WS.c.active).order_by(WS.c.id)).scalars()
-                )
+                ids = list(conn.execute(_ACTIVE).scalars())
+            result.subscriptions = len(ids)
             for f in [self._pool.submit(self._serve, i, result) for i in ids]:
                 f.result()
         return result
@@ -198,7 +219,10 @@ class Dispatcher:
                 busy = PassResult()
             if busy.attempted or busy.fanned_out:
                 continue
-            wake.wait(poll)
+            if busy.subscriptions or busy.skipped:
+                wake.wait(poll)
+            else:  # nobody to deliver to: commits need not wake us (one query per poll)
+                stop.wait(poll)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -249,14 +273,10 @@ class Dispatcher:
     # --- fan-out ---------------------------------------------------------------------------
     def _fan_out(self, subscription_id: int) -> int:
         with self.tf.db.read() as conn:
-            sub = conn.execute(sa.select(WS).where(WS.c.id == subscription_id)).mappings().first()
+            sub = conn.execute(_SUB, {"sid": subscription_id}).mappings().first()
             if sub is None or not sub["active"]:
                 return 0
-            high = conn.execute(
-                sa.select(sa.func.max(outbox.OE.c.sequence)).where(
-                    outbox.OE.c.account_id == sub["account_id"]
-                )
-            ).scalar()
+            high = conn.execute(_HIGH, {"aid": sub["account_id"]}).scalar()
         if not high or high <= sub["cursor"]:
             return 0
         account = self.tf.account_slug(sub["account_id"])
@@ -290,10 +310,8 @@ class Dispatcher:
         return len(rows)
 
     def _lock_subscription(self, conn: Connection, subscription_id: int) -> Any:
-        q = sa.select(WS).where(WS.c.id == subscription_id)
-        if self._pg:
-            q = q.with_for_update(skip_locked=True)
-        return conn.execute(q).mappings().first()
+        q = _SUB_LOCKED if self._pg else _SUB
+        return conn.execute(q, {"sid": subscription_id}).mappings().first()
 
     # --- attempts --------------------------------------------------------------------------
     def _attempt(self, subscription_id: int) -> str | None:
@@ -309,7 +327,7 @@ class Dispatcher:
                 sent = self._send(sub, head)
                 return self._record(conn, head, sent, at)
         with self.tf.db.read() as conn:
-            sub = conn.execute(sa.select(WS).where(WS.c.id == subscription_id)).mappings().first()
+            sub = conn.execute(_SUB, {"sid": subscription_id}).mappings().first()
             head = self._due_head(conn, sub)
         if head is None:
             return None
@@ -321,16 +339,7 @@ class Dispatcher:
     def _due_head(self, conn: Connection, sub: Any) -> Any:
         if sub is None or not sub["active"]:
             return None
-        head = (
-            conn.execute(
-                sa.select(WD)
-                .where(WD.c.subscription_id == sub["id"], WD.c.status == "pending")
-                .order_by(WD.c.sequence)
-                .limit(1)
-            )
-            .mappings()
-            .first()
-        )
+        head = conn.execute(_HEAD, {"sid": sub["id"]}).mappings().first()
         if head is None or head["next_attempt_at"] > self.tf.clock():
             return None
         return head
@@ -352,18 +361,12 @@ class Dispatcher:
             outcome = "failed" if retry is not None else "dead"
             values.update(status="pending" if retry is not None else "dead", next_attempt_at=retry)
         changed = conn.execute(
-            sa.update(WD)
-            .where(
-                WD.c.id == head["id"],
-                WD.c.attempts == head["attempts"],
-                WD.c.status == "pending",
-            )
-            .values(values)
+            _RECORD.values(values), {"did": head["id"], "was": head["attempts"]}
         ).rowcount
         if not changed:  # deleted or redelivered while we sent: that attempt is not ours
             return None
         conn.execute(
-            sa.insert(WA),
+            _LOG,
             {
                 "delivery_id": head["id"],
                 "number": number,

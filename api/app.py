@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from workflow import Tierflow, outbox, schema
+from workflow import webhooks as webhooks_log
 from workflow.db import Database
 from workflow.queries import FILTERS, known_values
 from workflow.webhooks import Webhooks, load_key
@@ -83,7 +84,7 @@ def create_app(
             task = asyncio.create_task(_scan_forever(engine, settings.sla_scan_seconds))
         pruner = None
         if background:
-            pruner = asyncio.create_task(_prune_forever(engine, settings.events_retention_days))
+            pruner = asyncio.create_task(_prune_forever(engine, settings))
         try:
             with dispatching:
                 yield
@@ -184,14 +185,20 @@ async def _scan_forever(engine: Tierflow, every: float) -> None:
             log.exception("background jobs failed; retrying in %.0f s", every)
 
 
-async def _prune_forever(engine: Tierflow, retention_days: float) -> None:
-    """Drop outbox events past the retention, hourly (and once at start)."""
+async def _prune_forever(engine: Tierflow, settings: Settings) -> None:
+    """Drop outbox events past the retention, and old deliveries from the webhook log, hourly
+    (and once at start)."""
     while True:
         try:
-            before = engine.clock() - timedelta(days=retention_days)
+            now = engine.clock()
+            before = now - timedelta(days=settings.events_retention_days)
             pruned = await asyncio.to_thread(outbox.prune, engine, before=before)
             if pruned:
                 log.info("background: %d outbox event(s) past the retention pruned", pruned)
+            before = now - timedelta(days=settings.webhooks_log_retention_days)
+            pruned = await asyncio.to_thread(webhooks_log.prune, engine, before=before)
+            if pruned:
+                log.info("background: %d old webhook deliveries pruned", pruned)
         except Exception:
             log.exception("pruning the outbox failed; retrying in an hour")
         await asyncio.sleep(3600)

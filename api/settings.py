@@ -49,3 +49,5 @@ class Settings(BaseSettings):
     """A delivery attempt without an answer after this long has failed."""
     webhooks_poll_seconds: float = 1.0
     """How often an idle dispatcher looks for new events and due retries."""
+    webhooks_log_retention_days: float = 30.0
+    """Delivered and dead-lettered deliveries older than this leave the delivery log."""

@@ -419,3 +419,19 @@ def test_reading_the_outbox_bit_by_bit_gives_what_a_whole_replay_gives(
     assert len(whole) == 16
     assert [e.payload() for e in bit_by_bit] == [e.payload() for e in whole]
     assert [e.payload() for e in again] == [e.payload() for e in whole]
+
+
+def test_old_delivered_and_dead_deliveries_leave_the_log_pending_ones_stay(
+    tf: Tierflow, hooks: Webhooks, dispatcher: Dispatcher, clock: FakeClock
+) -> None:
+    from workflow.webhooks import prune
+
+    with receiver(lambda r: 500 if json.loads(r.body)["sequence"] == 3 else 200) as rx:
+        sub, _ = hooks.create(account=ACCOUNT, url=rx.url)
+        _fire_some(tf, 2)  # 1, 2 delivered; 3 fails and waits; 4 waits behind it
+        dispatcher.run_once()
+        clock.advance(days=40)
+        assert prune(tf, before=clock() - timedelta(days=30)) == 2
+        left = hooks.deliveries(account=ACCOUNT, subscription_id=sub.id)
+        assert [(d.sequence, d.status) for d in left] == [(4, "pending"), (3, "pending")]
+        assert prune(tf, before=clock()) == 0

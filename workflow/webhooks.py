@@ -53,6 +53,7 @@ __all__ = [
     "default_key_path",
     "key_check",
     "load_key",
+    "prune",
     "secret_for",
     "webhook_id",
 ]
@@ -376,6 +377,15 @@ class Webhooks:
             created_at=r["created_at"],
             updated_at=r["updated_at"],
         )
+
+
+def prune(tf: Tierflow, *, before: datetime) -> int:
+    """Forget delivered and dead-lettered deliveries (with their attempts) of events older than
+    ``before``; returns how many. Pending ones stay, whatever their age."""
+    old = sa.and_(WD.c.status != "pending", WD.c.event_at < before)
+    with tf.db.write() as conn:
+        conn.execute(sa.delete(WA).where(WA.c.delivery_id.in_(sa.select(WD.c.id).where(old))))
+        return int(conn.execute(sa.delete(WD).where(old)).rowcount)
 
 
 def _high(conn: Connection, account_id: int) -> int:

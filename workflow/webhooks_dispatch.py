@@ -27,8 +27,11 @@ Each attempt happens once:
   transaction (SQLite has one writer: a slow receiver must not hold it), and the result is
   recorded only if the delivery is still the one that was sent (same attempt count).
 
-Delivery is at least once: a crash between a receiver's answer and the commit of its record
-repeats that attempt, with the same ``webhook-id`` (receivers deduplicate on it).
+A subscription's due deliveries are sent back to back in *runs* (at most ``RUN`` of them or
+``RUN_SECONDS``, ending at the first failure), and a run's results are recorded in one
+transaction - the address is checked once per run. Delivery is at least once: a crash between
+a receiver's answer and the commit of its run's record repeats those attempts, with the same
+``webhook-id`` (receivers deduplicate on it).
 
 Scheduling reads the engine's clock (injectable: tests move it instead of sleeping); the
 ``webhook-timestamp`` header is the wall-clock time of the attempt, which receivers check
@@ -41,6 +44,7 @@ import contextlib
 import logging
 import math
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -70,11 +74,11 @@ _SUB_LOCKED = _SUB.with_for_update(skip_locked=True)
 _HIGH = sa.select(sa.func.max(outbox.OE.c.sequence)).where(
     outbox.OE.c.account_id == sa.bindparam("aid")
 )
-_HEAD = (
+_HEADS = (
     sa.select(WD)
     .where(WD.c.subscription_id == sa.bindparam("sid"), WD.c.status == "pending")
     .order_by(WD.c.sequence)
-    .limit(1)
+    .limit(sa.bindparam("n"))
 )
 _RECORD = sa.update(WD).where(
     WD.c.id == sa.bindparam("did"),
@@ -84,6 +88,12 @@ _RECORD = sa.update(WD).where(
 _LOG = sa.insert(WA)
 USER_AGENT = "tierflow-webhooks/1"
 MAX_ERROR = 500
+MAX_ANSWER = 64 << 10
+"""A receiver's answer body is read up to this many bytes (and otherwise ignored)."""
+RUN = 50
+"""Deliveries of one subscription sent back to back before their results are recorded."""
+RUN_SECONDS = 1.0
+"""A run stops after this long (the address was checked at its start)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,11 +272,14 @@ class Dispatcher:
     def _serve(self, subscription_id: int, result: PassResult) -> None:
         try:
             result.add(fanned_out=self._fan_out(subscription_id))
-            for _ in range(self.batch):
-                outcome = self._attempt(subscription_id)
-                if outcome is None:
+            made = 0
+            while made < self.batch:
+                outcomes = self._attempt(subscription_id)
+                if not outcomes:
                     break
-                result.add(**{outcome: 1})
+                made += len(outcomes)
+                for outcome in outcomes:
+                    result.add(**{outcome: 1})
         except Exception:
             log.exception("webhook subscription %s: dispatch failed", subscription_id)
 
@@ -314,35 +327,56 @@ class Dispatcher:
         return conn.execute(q, {"sid": subscription_id}).mappings().first()
 
     # --- attempts --------------------------------------------------------------------------
-    def _attempt(self, subscription_id: int) -> str | None:
-        """Send the subscription's head delivery if it is due; the outcome, or ``None`` when
-        nothing was due (or another dispatcher is serving the subscription)."""
+    def _attempt(self, subscription_id: int) -> list[str]:
+        """Send the subscription's due deliveries, oldest first, one after the other, until
+        one fails, none is due, ``RUN`` are sent or ``RUN_SECONDS`` have passed; record them
+        together. The outcomes (empty when nothing was due, or when another dispatcher is
+        serving the subscription)."""
         if self._pg:
             with self.tf.db.engine.connect() as conn, conn.begin():
                 sub = self._lock_subscription(conn, subscription_id)
-                head = self._due_head(conn, sub)
-                if head is None:
-                    return None
-                at = self.tf.clock()
-                sent = self._send(sub, head)
-                return self._record(conn, head, sent, at)
+                heads = self._due_heads(conn, sub)
+                sent = self._send_in_order(sub, heads)
+                return self._record_all(conn, sent)
         with self.tf.db.read() as conn:
             sub = conn.execute(_SUB, {"sid": subscription_id}).mappings().first()
-            head = self._due_head(conn, sub)
-        if head is None:
-            return None
-        at = self.tf.clock()
-        sent = self._send(sub, head)
+            heads = self._due_heads(conn, sub)
+        sent = self._send_in_order(sub, heads)
+        if not sent:
+            return []
         with self.tf.db.write() as conn:
-            return self._record(conn, head, sent, at)
+            return self._record_all(conn, sent)
 
-    def _due_head(self, conn: Connection, sub: Any) -> Any:
+    def _due_heads(self, conn: Connection, sub: Any) -> list[Any]:
+        """The pending deliveries that may be sent now: the subscription's oldest ones, as long
+        as each is due (one waiting for its retry holds back those after it)."""
         if sub is None or not sub["active"]:
-            return None
-        head = conn.execute(_HEAD, {"sid": sub["id"]}).mappings().first()
-        if head is None or head["next_attempt_at"] > self.tf.clock():
-            return None
-        return head
+            return []
+        now = self.tf.clock()
+        due = []
+        for head in conn.execute(_HEADS, {"sid": sub["id"], "n": RUN}).mappings():
+            if head["next_attempt_at"] > now:
+                break
+            due.append(head)
+        return due
+
+    def _send_in_order(self, sub: Any, heads: list[Any]) -> list[tuple[Any, _Sent, datetime]]:
+        if not heads:
+            return []
+        target = self._target(sub)  # checked once per run: at most RUN_SECONDS old
+        out = []
+        started = time.monotonic()
+        for head in heads:
+            at = self.tf.clock()
+            sent = self._send(sub, head, target)
+            out.append((head, sent, at))
+            if not sent.ok or time.monotonic() - started > RUN_SECONDS:
+                break
+        return out
+
+    def _record_all(self, conn: Connection, sent: list[tuple[Any, _Sent, datetime]]) -> list[str]:
+        outcomes = [self._record(conn, head, s, at) for head, s, at in sent]
+        return [o for o in outcomes if o is not None]
 
     def _record(self, conn: Connection, head: Any, sent: _Sent, at: datetime) -> str | None:
         now = self.tf.clock()
@@ -381,23 +415,26 @@ class Dispatcher:
             self.observer(Outcome(outcome, head["type"], sent.status_code, sent.latency_ms, lag))
         return outcome
 
-    def _send(self, sub: Any, head: Any) -> _Sent:
-        key = self.webhooks.key
-        if sub["key_check"] != key_check(key):
-            return _Sent(
-                None,
-                None,
+    def _target(self, sub: Any) -> Target | str:
+        """Where to connect for ``sub``, or why not to send."""
+        if sub["key_check"] != key_check(self.webhooks.key):
+            return (
                 "not sent: this server's webhooks key is not the one the subscription's secret "
-                "was made with (set the same TIERFLOW_WEBHOOKS_KEY on every host)",
+                "was made with (set the same TIERFLOW_WEBHOOKS_KEY on every host)"
             )
         try:
-            target = resolve(
+            return resolve(
                 sub["url"],
                 allow_private=self.webhooks.allow_private,
                 resolver=self.webhooks.resolver,
             )
         except Refused as exc:
-            return _Sent(None, None, f"not sent: url {exc.reason}"[:MAX_ERROR])
+            return f"not sent: url {exc.reason}"[:MAX_ERROR]
+
+    def _send(self, sub: Any, head: Any, target: Target | str) -> _Sent:
+        if isinstance(target, str):
+            return _Sent(None, None, target)
+        key = self.webhooks.key
         msg_id = webhook_id(sub["id"], head["sequence"])
         stamp = datetime.fromtimestamp(math.floor(self.wall()), UTC)
         signature = standardwebhooks.Webhook(secret_for(key, sub["secret_salt"])).sign(
@@ -423,6 +460,11 @@ class Dispatcher:
                 extensions=extensions,
             ) as answer:
                 code = answer.status_code
+                read = 0
+                for chunk in answer.iter_raw():  # read a short answer: the connection is kept
+                    read += len(chunk)
+                    if read > MAX_ANSWER:
+                        break  # a long one is not read: the connection is closed instead
         except httpx.TimeoutException:
             return _Sent(None, _ms(start), f"timed out after {self.timeout:g} s")
         except httpx.HTTPError as exc:
@@ -441,7 +483,11 @@ class Dispatcher:
                     timeout=self.timeout,
                     follow_redirects=False,
                     trust_env=False,  # never through a proxy from the environment
-                    limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
+                    transport=httpx.HTTPTransport(
+                        limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
+                        # headers and body leave in two writes: no Nagle wait for the second
+                        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+                    ),
                 )
             return client
 

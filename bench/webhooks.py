@@ -15,6 +15,9 @@ API takes the trigger load of the API section, and the outbox's cost to a trigge
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import threading
 import time
 from datetime import datetime
@@ -29,6 +32,8 @@ from .common import ADMIN_TOKEN, PYTHON, Config, Server, free_port, median, perc
 from .common import section as make_section
 from .engine import CYCLE, _engine, ticket_pool
 
+DISPATCH = [PYTHON, "-m", "api.cli"]
+LOOP = ["webhooks", "dispatch", "--loop", "--poll", "0.2"]
 WEBHOOK_ENV = {
     "TIERFLOW_WEBHOOKS_ALLOW_PRIVATE": "true",  # the receiver is on 127.0.0.1
     "TIERFLOW_WEBHOOKS_KEY": "bench-webhooks-key-0123456789abcdefghij",
@@ -87,18 +92,32 @@ def _outbox_count(url: str, after: int) -> int:
         eng.dispose()
 
 
-def delivery_lag(cfg: Config) -> dict[str, Any]:
+def delivery_lag(cfg: Config, *, own_process: bool = False) -> dict[str, Any]:
+    """The lag with the dispatcher inside ``serve`` (default), or - ``own_process`` - in a
+    ``tierflow webhooks dispatch --loop --poll 0.2`` process beside a ``serve`` that has
+    ``TIERFLOW_WEBHOOKS_DISPATCH=false``."""
     url = f"sqlite:///{cfg.workdir}/webhooks.db"
     for f in cfg.workdir.glob("webhooks.db*"):
         f.unlink()
     port = free_port()
     argv = [PYTHON, "-m", "api.cli", "--database-url", url, "serve", "--port", str(port)]
     env = {**_tierflow_env(url), **WEBHOOK_ENV}
+    if own_process:
+        env["TIERFLOW_WEBHOOKS_DISPATCH"] = "false"
     rx = _Receiver()
+    dispatcher = None
     try:
         with Server(
             argv, port=port, env=env, log=cfg.workdir / "webhooks.log", health="/healthz"
         ) as srv:
+            if own_process:
+                dispatcher = subprocess.Popen(
+                    [*DISPATCH, "--database-url", url, *LOOP],
+                    env={**os.environ, **env},
+                    stdout=subprocess.DEVNULL,
+                    stderr=(cfg.workdir / "dispatch.log").open("w"),
+                    cwd=cfg.workdir,
+                )
             tokens, ids = setup_over_http(srv.base, cfg.api_tickets)
             admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
             r = httpx.post(
@@ -125,6 +144,13 @@ def delivery_lag(cfg: Config) -> dict[str, Any]:
                 time.sleep(0.05)
             caught_up = time.time()
     finally:
+        if dispatcher is not None:
+            dispatcher.send_signal(signal.SIGINT)
+            try:
+                dispatcher.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                dispatcher.kill()
+                dispatcher.wait(timeout=10)
         rx.close()
     with rx.lock:
         got = list(rx.got)
@@ -186,6 +212,7 @@ def outbox_cost(cfg: Config) -> dict[str, Any]:
 
 def run(cfg: Config) -> dict[str, Any]:
     lag = delivery_lag(cfg)
+    apart = delivery_lag(cfg, own_process=True)
     cost = outbox_cost(cfg)
     extra = cost["with_us"] / cost["without_us"] - 1
     rows = [
@@ -217,6 +244,16 @@ def run(cfg: Config) -> dict[str, Any]:
             "req/s",
             ratio=None,
             note=f"{lag['errors']} errors; compare the API section's SQLite row",
+        ),
+        row(
+            "SQLite, dispatcher in its own process: delivery lag p50",
+            apart["p50_ms"],
+            "ms",
+            ratio=None,
+            note=f"p99 {apart['p99_ms']:,.0f} ms, max {apart['max_ms']:,.0f} ms; "
+            f"{apart['delivered']} of {apart['events']} delivered"
+            f"{', in sequence order' if apart['in_order'] else ', NOT in order'}; the last "
+            f"{apart['catch_up_s']:.2f} s after the load; {apart['rps']:.0f} trigger POSTs/s",
         ),
         row(
             "Outbox cost to a fire (in-process)",

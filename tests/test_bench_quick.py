@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ["## Engine", "## API", "## Scale", "## Memory", "## Diagrams"]
+SECTIONS = ["## Engine", "## API", "## Scale", "## Memory", "## Diagrams", "## Webhooks"]
 
 
 @pytest.mark.slow

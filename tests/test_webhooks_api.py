@@ -358,3 +358,23 @@ def test_the_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("TIERFLOW_WEBHOOKS_ALLOW_PRIVATE")
     assert Settings().webhooks_allow_private is False
     assert os.environ.get("TIERFLOW_WEBHOOKS_ALLOW_PRIVATE") is None
+
+
+def test_on_sqlite_a_second_dispatcher_skips_while_one_holds_the_database(
+    tf: Tierflow, db_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL dispatchers share the work instead (row locks)")
+    import fcntl
+    from pathlib import Path
+
+    monkeypatch.setenv("TIERFLOW_WEBHOOKS_KEY", KEY)
+    lock = Path(db_url.removeprefix("sqlite:///") + ".webhooks.lock")
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a serve worker's pass would
+        assert main(["--database-url", db_url, "webhooks", "dispatch"]) == 0
+        assert capsys.readouterr().out == (
+            "webhooks dispatch: another dispatcher holds this SQLite database; skipped\n"
+        )
+    assert main(["--database-url", db_url, "webhooks", "dispatch"]) == 0
+    assert capsys.readouterr().out == "webhooks dispatch: 0 attempt(s), 0 delivered\n"

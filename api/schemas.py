@@ -662,7 +662,7 @@ class Candidate(BaseModel):
         default=None, max_length=64, description="a published version (human version or hash)"
     )
     yaml: Text | None = Field(
-        default=None, max_length=1_000_000, description="or the definition's YAML text"
+        default=None, max_length=100_000, description="or the definition's YAML text"
     )
 
 

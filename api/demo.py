@@ -39,6 +39,12 @@ PEOPLE = [
     ("Isidora Vera", "isidora.vera@demo.example", "supervisor"),
 ]
 INTEGRATION = "help center widget"
+CALENDAR = {
+    "timezone": "America/Santiago",
+    "hours": {day: ["09:00-18:00"] for day in ("mon", "tue", "wed", "thu", "fri")},
+    "holiday_country": "CL",
+}
+"""The policy's company works on Chile's clock (summer time included) and Chile's holidays."""
 
 # (subject, ticket fields, steps): one or more tickets per state
 TICKETS: list[tuple[str, dict[str, str], list[tuple[Any, ...]]]] = [
@@ -92,6 +98,7 @@ def load_demo(tf: Tierflow, tokens: TokenStore) -> dict[str, str] | None:
     except NotFound:
         pass
     tf.create_account(slug=ACCOUNT, name="Demo Scheduling Co.")
+    tf.update_account(account=ACCOUNT, calendar=CALENDAR)  # Chile's clock and holidays
     people = {
         role: tf.create_user(account=ACCOUNT, name=name, email=email, roles=[role])
         for name, email, role in PEOPLE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
@@ -82,6 +82,54 @@ class AccountPublic(BaseModel):
     id: int
     slug: str
     name: str
+
+
+class CalendarIn(BaseModel):
+    """A business calendar, in the shape of a definition's ``calendar``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: Text = Field(
+        max_length=64,
+        description="IANA zone, e.g. America/Santiago (Chile's clock, with its summer time); "
+        "Etc/GMT+4 is a fixed UTC-4 (IANA inverts the sign).",
+    )
+    hours: dict[str, list[Text]] = Field(
+        description="Weekday (mon..sun) -> local 'HH:MM-HH:MM' intervals; a missing day is closed."
+    )
+    holidays: list[date] = Field(default_factory=list, max_length=2000)
+    holiday_country: Text | None = Field(default=None, max_length=8, description="e.g. CL")
+    holiday_subdivision: Text | None = Field(default=None, max_length=16, description="e.g. RM")
+
+
+class AccountUpdate(BaseModel):
+    model_config = _examples(
+        {"name": "Demo Scheduling SpA"},
+        {
+            "calendar": {
+                "timezone": "America/Santiago",
+                "hours": {d: ["09:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
+                "holiday_country": "CL",
+            }
+        },
+    )
+
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
+    calendar: CalendarIn | None = Field(
+        default=None,
+        description="The business calendar of the account's new tickets; `null`: the "
+        "workflow definition's. Open tickets keep the calendar they have.",
+    )
+
+
+class AccountSettingsPublic(BaseModel):
+    slug: str
+    name: str
+    calendar: dict[str, Any] | None = Field(
+        description="The account's calendar (without the resolved country holiday dates); "
+        "null: the workflow definition's."
+    )
+    country_holidays: int = Field(description="How many dates the country's holidays resolved to.")
 
 
 class TokenCreate(BaseModel):

@@ -138,6 +138,11 @@ def test_demo_covers_every_state(db_url: str, clock: FakeClock) -> None:
     items, _ = tf.list_tickets(account="demo", limit=500)
     (support,) = tf.definitions()
     assert {t.state for t in items} == set(support.spec.states)
+    settings = tf.account_settings(account="demo")
+    assert settings.calendar is not None and settings.calendar.timezone == "America/Santiago"
+    assert {t.workflow_version for t in items} == {
+        f"1.0.0+calendar.{items[0].workflow_version[-8:]}"
+    }
     assert load_demo(tf, tokens) is None  # a second start keeps the data as it is
     assert tf.check() == []
     tf.db.dispose()

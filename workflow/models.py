@@ -65,10 +65,16 @@ def _json() -> Any:
 
 
 class Account(SQLModel, table=True):
+    """A tenant and its settings (the workflow version its new tickets get is in
+    ``account_workflow``)."""
+
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(unique=True, max_length=64)
     name: str = Field(max_length=200)
     created_at: datetime = _utc()
+    calendar: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    """The business calendar of the account's new tickets (a ``CalendarSpec``, its country
+    holidays resolved to dates); None: the workflow definition's."""
 
 
 class AccountUser(SQLModel, table=True):

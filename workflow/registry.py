@@ -14,6 +14,7 @@ within :data:`REFRESH_SECONDS` (what this process did, at once).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -23,6 +24,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from .calendar import CalendarSpec
 from .db import Database
 from .definition import Definition, parse_text
 from .errors import NotFound, VersionTaken
@@ -206,6 +208,37 @@ class DefinitionRegistry:
             with self._lock:
                 d = self._by_hash.setdefault(h, d)
         return d
+
+    def with_calendar(self, d: Definition, calendar: CalendarSpec) -> Definition:
+        """``d`` running on ``calendar`` (an account's): a version of its own, stored (never
+        the latest of its name, never published), named ``<version>+calendar.<hash>``."""
+        if calendar == d.spec.calendar:
+            return d
+        blob = json.dumps(calendar.model_dump(mode="json"), sort_keys=True)
+        tag = hashlib.sha256(blob.encode()).hexdigest()[:8]
+        spec = d.spec.model_copy(
+            update={"calendar": calendar, "version": f"{d.version}+calendar.{tag}"}
+        )
+        variant = Definition(spec)
+        known = self._by_hash.get(variant.hash)
+        if known is not None:
+            return known
+        with self.db.write() as conn:
+            if not conn.execute(sa.select(DV.c.hash).where(DV.c.hash == variant.hash)).first():
+                conn.execute(
+                    sa.insert(DV),
+                    {
+                        "hash": variant.hash,
+                        "name": variant.name,
+                        "version": variant.version,
+                        "source": json.dumps(variant.to_dict()),
+                        "created_at": self.clock(),
+                        "seq": 0,  # not a publication: never the latest, never listed as one
+                    },
+                )
+        machine_for(variant)
+        with self._lock:
+            return self._by_hash.setdefault(variant.hash, variant)
 
     # --- the version an account's new tickets get ----------------------------------------
     def for_account(self, account_id: int, name: str) -> Definition:

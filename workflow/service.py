@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import counts, integrity, jobs, outbox, people, queries
+from . import counts, integrity, jobs, outbox, people, queries, settings
 from . import migrate as migration
 from .access import EVERYTHING, INTERNAL, Viewer, check_visibility, sees_ticket
 from .assignment import acting_roles
@@ -141,6 +141,7 @@ class Tierflow:
         self.registry = DefinitionRegistry(self.db, clock)
         self._accounts: dict[str, int] = {}  # slug -> id (accounts never change)
         self._slugs: dict[int, str] = {}  # id -> slug
+        self._calendars: dict[int, tuple[Any, float]] = {}  # account id -> (calendar, read at)
         self.observers: list[Observer] = []
         self._folds: OrderedDict[int, tuple[int, TicketState, Definition, datetime]] = (
             OrderedDict()
@@ -260,6 +261,9 @@ class Tierflow:
         self._slugs[account_id] = slug
         return slug
 
+    account_settings = settings.settings
+    update_account = settings.update_account
+
     # --- people (workflow.people) ----------------------------------------------------------
     create_user = people.create_user
     get_user = people.get_user
@@ -288,6 +292,9 @@ class Tierflow:
     ) -> TicketView:
         account_id = self.account_id(account)
         definition = self.registry.for_account(account_id, workflow)
+        calendar = settings.account_calendar(self, account_id)
+        if calendar is not None:  # the account's calendar, pinned on the ticket
+            definition = self.registry.with_calendar(definition, calendar)
         now = self.clock()
         spec = definition.spec
         if kind not in spec.kinds:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
 
 from workflow import Forbidden
+from workflow.settings import UNCHANGED, AccountSettings
 
 from ..deps import EngineDep, PrincipalDep, Scope, ScopeDep, TokensDep
 from ..schemas import (
     AccountCreate,
     AccountPublic,
+    AccountSettingsPublic,
+    AccountUpdate,
     TokenCreate,
     TokenInfoPublic,
     TokenPublic,
@@ -38,6 +41,32 @@ def create_account(
     account_id = engine.create_account(slug=body.slug, name=body.name)
     response.headers["Location"] = f"/v1/accounts/{body.slug}"
     return AccountPublic(id=account_id, slug=body.slug, name=body.name.strip())
+
+
+def _settings(s: AccountSettings) -> AccountSettingsPublic:
+    cal = None if s.calendar is None else s.calendar.model_dump(mode="json")
+    resolved = len(cal.pop("country_holidays", None) or []) if cal is not None else 0
+    return AccountSettingsPublic(slug=s.slug, name=s.name, calendar=cal, country_holidays=resolved)
+
+
+@router.get("/{acct}", response_model=AccountSettingsPublic)
+def get_account(scope: ScopeDep) -> AccountSettingsPublic:
+    """The account's name and business calendar (any token of the account)."""
+    return _settings(scope.engine.account_settings(account=scope.account))
+
+
+@router.patch("/{acct}", response_model=AccountSettingsPublic)
+def update_account(body: AccountUpdate, scope: ScopeDep) -> AccountSettingsPublic:
+    """Rename the account and/or set the business calendar of its new tickets (admin, or this
+    account's supervisor). Country holidays are resolved to dates now and stored; open tickets
+    keep the calendar they were created with."""
+    _require_manager(scope, "change the account")
+    given = body.model_fields_set
+    calendar: Any = UNCHANGED
+    if "calendar" in given:
+        calendar = None if body.calendar is None else body.calendar.model_dump(exclude_none=True)
+    found = scope.engine.update_account(account=scope.account, name=body.name, calendar=calendar)
+    return _settings(found)
 
 
 @router.post("/{acct}/users", status_code=status.HTTP_201_CREATED, response_model=UserPublic)

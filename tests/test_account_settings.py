@@ -62,6 +62,8 @@ def test_open_tickets_keep_their_calendar(acme: Api, clock: FakeClock, engine: T
     assert again["workflow"] == t["workflow"]
     acme.fire(t["id"], "triage", "l1_agent")  # units of work run on the pinned calendar too
     assert engine.check() == []
+    # the calendar variant is a stored version of its own, but not a publication
+    assert [v for v, _h, _at in engine.versions("support")] == ["1.0.0"]
 
 
 def test_account_settings_refusals(acme: Api) -> None:

@@ -183,8 +183,11 @@ class DefinitionRegistry:
         return self.by_hash(row.hash)
 
     def stored(self, name: str | None = None) -> list[StoredVersion]:
-        """Every published version (of ``name``), newest first."""
-        q = sa.select(DV.c.name, DV.c.version, DV.c.hash, DV.c.created_at, DV.c.seq)
+        """Every published version (of ``name``), newest first (an account's calendar variant,
+        ``seq`` 0, is no publication)."""
+        q = sa.select(DV.c.name, DV.c.version, DV.c.hash, DV.c.created_at, DV.c.seq).where(
+            DV.c.seq > 0
+        )
         if name is not None:
             q = q.where(DV.c.name == name)
         with self.db.read() as conn:

@@ -303,7 +303,7 @@ class TokenStore:
     def viewer_of(self, role: str, user_id: int | None, org_wide: bool) -> Viewer:
         """Staff, integrations and the admin see everything; anyone else (a customer) is a
         requester: their own tickets (or the account's, ``org_wide``), public notes only."""
-        if role in (ADMIN, INTEGRATION):
+        if role in (ADMIN, INTEGRATION, *PLATFORM_ROLES):  # platform roles: no account's data
             return EVERYTHING
         if any(role in d.staff_roles for d in self.tf.definitions()):
             return EVERYTHING

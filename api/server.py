@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 import uvicorn
 
-from workflow import Tierflow, schema
+from workflow import DefinitionError, Tierflow, schema
 from workflow.db import Database
 
 from .demo import load_demo
@@ -23,7 +24,16 @@ def serve(*, host: str, port: int, workers: int, demo: bool, database_url: str |
     if schema.is_empty(db):  # first start: create the schema
         schema.upgrade(db)
     schema.require_current(db)  # an outdated one is migrated on purpose, not by serve
-    engine = Tierflow(db, create_schema=False)
+    try:  # the definitions folder is published here once, before any worker starts
+        engine = Tierflow(db, definitions_dir=settings.definitions_dir, create_schema=False)
+    except DefinitionError as exc:
+        from .cli import compiler_lines
+
+        print("\n".join(compiler_lines(exc.source, exc)), file=sys.stderr)
+        print("tierflow: not started: a definition to publish at start is invalid", file=sys.stderr)
+        return 1
+    for warning in engine.start_warnings:
+        print(f"tierflow: {warning}", file=sys.stderr)
     tokens = TokenStore(engine, settings.admin_token)
     admin = tokens.ensure_admin()
     if admin is not None:

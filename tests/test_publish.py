@@ -403,3 +403,19 @@ def test_the_validate_route_is_its_own_resource(acme: Api) -> None:
     assert (r.status_code, r.headers["allow"]) == (405, "POST")
     r = acme.client.request("DELETE", "/v1/workflows/support", headers=acme.as_("admin"))
     assert (r.status_code, r.headers["allow"]) == (405, "GET")
+
+
+def test_serve_refuses_to_start_on_an_invalid_definition_in_the_folder(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    defs = tmp_path / "definitions"
+    defs.mkdir()
+    broken = defs / "support-2.yaml"
+    broken.write_text(variant("2.0.0").replace("initial: new", "initial: nowhere"))
+    monkeypatch.setenv("TIERFLOW_DEFINITIONS_DIR", str(defs))
+    monkeypatch.setenv("TIERFLOW_DATABASE_URL", db_url)  # serve sets it; monkeypatch restores
+    assert cli(["serve"]) == 1  # before uvicorn: nothing listens
+    line = broken.read_text().splitlines().index("initial: nowhere") + 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"{broken}:{line}:10: initial: unknown state 'nowhere' (known: ")
+    assert err[-1] == "tierflow: not started: a definition to publish at start is invalid"

@@ -123,7 +123,10 @@ def _tokens_list(args: argparse.Namespace) -> int:
 
     tf = _existing(args.database_url)
     for t in TokenStore(tf, None).tokens(account=args.account):
-        who = f"user {t.user.id} {t.user.name}" if t.user else f"integration {t.name}"
+        if args.account is None:
+            who = f"platform {t.name}"
+        else:
+            who = f"user {t.user.id} {t.user.name}" if t.user else f"integration {t.name}"
         state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
         print(f"{t.id}\t{t.role}\t{who}\t{state}")
     return 0
@@ -134,7 +137,8 @@ def _tokens_revoke(args: argparse.Namespace) -> int:
 
     tf = _existing(args.database_url)
     TokenStore(tf, None).revoke(account=args.account, token_id=args.id)
-    print(f"token {args.id} of {args.account} revoked; every server refuses it within a second")
+    owner = "the platform" if args.account is None else args.account
+    print(f"token {args.id} of {owner} revoked; every server refuses it within a second")
     return 0
 
 
@@ -382,10 +386,12 @@ def parser() -> argparse.ArgumentParser:
     tc.add_argument("--user", type=int, default=None, help="a token for this existing user id")
     tc.set_defaults(func=_tokens_create)
     tl = tok_sub.add_parser("list", help="the account's tokens (never the secrets)")
-    tl.add_argument("--account", required=True, help="account slug")
+    tl.add_argument(
+        "--account", default=None, help="account slug; none: the platform's designer tokens"
+    )
     tl.set_defaults(func=_tokens_list)
     tv = tok_sub.add_parser("revoke", help="revoke a token; servers refuse it within a second")
-    tv.add_argument("--account", required=True, help="account slug")
+    tv.add_argument("--account", default=None, help="account slug; none: a platform designer token")
     tv.add_argument("--id", type=int, required=True, help="the token's id (see `tokens list`)")
     tv.set_defaults(func=_tokens_revoke)
     tr = tok_sub.add_parser(

@@ -168,13 +168,13 @@ class TokenStore:
         )
         return token_id, token, user
 
-    def tokens(self, *, account: str) -> list[TokenInfo]:
-        """Every token of ``account`` (revoked ones too, with when), oldest first."""
-        account_id = self.tf.account_id(account)
-        users = {u.id: u for u in self.tf.users(account=account)}
+    def tokens(self, *, account: str | None) -> list[TokenInfo]:
+        """Every token of ``account`` (None: the platform's designer tokens; revoked ones too,
+        with when), oldest first."""
+        users = {} if account is None else {u.id: u for u in self.tf.users(account=account)}
         with self.tf.db.read() as conn:
             rows = conn.execute(
-                sa.select(TOK).where(TOK.c.account_id == account_id).order_by(TOK.c.id)
+                sa.select(TOK).where(self._owned_by(account)).order_by(TOK.c.id)
             ).all()
         return [
             TokenInfo(
@@ -190,15 +190,13 @@ class TokenStore:
             for r in rows
         ]
 
-    def revoke(self, *, account: str, token_id: int) -> None:
-        """Revoke a token of ``account`` (again: nothing changes). Every process refuses it
-        within :data:`CACHE_SECONDS`."""
-        account_id = self.tf.account_id(account)
+    def revoke(self, *, account: str | None, token_id: int) -> None:
+        """Revoke a token of ``account`` (None: a platform designer token; again: nothing
+        changes). Every process refuses it within :data:`CACHE_SECONDS`."""
+        owned = self._owned_by(account)
         with self.tf.db.write() as conn:
             row = conn.execute(
-                sa.select(TOK.c.revoked_at).where(
-                    TOK.c.id == token_id, TOK.c.account_id == account_id
-                )
+                sa.select(TOK.c.revoked_at).where(TOK.c.id == token_id, owned)
             ).first()
             if row is None:
                 raise NotFound("token", token_id)
@@ -207,6 +205,12 @@ class TokenStore:
                     sa.update(TOK).where(TOK.c.id == token_id).values(revoked_at=self.tf.clock())
                 )
         self._by_token = {t: p for t, p in self._by_token.items() if p[0].token_id != token_id}
+
+    def _owned_by(self, account: str | None) -> sa.ColumnElement[bool]:
+        """The tokens of ``account``, or (None) the platform's own roles' (never the admin's)."""
+        if account is None:
+            return sa.and_(TOK.c.account_id.is_(None), TOK.c.role.in_(PLATFORM_ROLES))
+        return TOK.c.account_id == self.tf.account_id(account)
 
     def issue_platform(self, *, role: str, name: str) -> tuple[int, str]:
         """A token of a platform role (no account): ``designer``."""

@@ -419,3 +419,41 @@ def test_serve_refuses_to_start_on_an_invalid_definition_in_the_folder(
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(f"{broken}:{line}:10: initial: unknown state 'nowhere' (known: ")
     assert err[-1] == "tierflow: not started: a definition to publish at start is invalid"
+
+
+def test_the_admin_lists_and_revokes_designer_tokens(acme: Api) -> None:
+    c, admin = acme.client, acme.as_("admin")
+    r = c.post("/v1/tokens", json={"role": "designer", "name": "Dana"}, headers=admin)
+    assert r.status_code == 201, r.text
+    token_id, dana = r.json()["id"], auth(r.json()["token"])
+    assert c.get("/v1/workflows", headers=dana).status_code == 200
+    listed = c.get("/v1/tokens", headers=admin).json()
+    assert [(t["id"], t["role"], t["name"], t["revoked_at"]) for t in listed] == [
+        (token_id, "designer", "Dana", None)
+    ]
+    assert c.get("/v1/tokens", headers=dana).status_code == 403
+    assert c.delete(f"/v1/tokens/{token_id}", headers=dana).status_code == 403
+    # an account's token is no platform token: not found here
+    account_token = c.get(acme.url("/tokens"), headers=admin).json()[0]["id"]
+    assert c.delete(f"/v1/tokens/{account_token}", headers=admin).status_code == 404
+    assert c.delete(f"/v1/tokens/{token_id}", headers=admin).status_code == 204
+    assert c.get("/v1/workflows", headers=dana).status_code == 401
+    assert c.get("/v1/tokens", headers=admin).json()[0]["revoked_at"] is not None
+
+
+def test_cli_lists_and_revokes_designer_tokens(
+    db_url: str, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tf = Tierflow(db_url, clock=clock)
+    base = ["--database-url", db_url, "tokens"]
+    assert cli([*base, "create", "--role", "designer", "--name", "Dana"]) == 0
+    token_id = int(capsys.readouterr().out.split()[1])
+    assert cli([*base, "list"]) == 0
+    assert capsys.readouterr().out == f"{token_id}\tdesigner\tplatform Dana\tactive\n"
+    assert cli([*base, "revoke", "--id", str(token_id)]) == 0
+    assert capsys.readouterr().out == (
+        f"token {token_id} of the platform revoked; every server refuses it within a second\n"
+    )
+    assert cli([*base, "list"]) == 0
+    assert "\trevoked " in capsys.readouterr().out
+    tf.db.dispose()

@@ -9,7 +9,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from workflow import Definition, Tierflow, load_definition
+from workflow import Definition, InputError, Tierflow, load_definition
 from workflow.diff import SECTIONS, diff
 from workflow.migrate import named_version
 from workflow.whatif import what_if
@@ -49,7 +49,11 @@ def what_if_command(args: argparse.Namespace) -> int:
     tf = _existing(args)
     candidate = _candidate(tf, args)
     until = args.to or tf.clock()
-    since = args.from_ or until - timedelta(days=DEFAULT_DAYS)
+    try:
+        since = args.from_ or until - timedelta(days=DEFAULT_DAYS)
+    except OverflowError:
+        why = f"{until.isoformat()} leaves no {DEFAULT_DAYS} days before it"
+        raise InputError("--to", why) from None
     report = what_if(tf, account=args.account, candidate=candidate, since=since, until=until)
     if args.json:
         _json(report.to_dict())

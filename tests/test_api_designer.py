@@ -229,6 +229,12 @@ def test_what_if_of_a_calendar_change_over_http(
             422,
             "to: 2026-12-01T00:00:00+00:00 is not after from",
         ),
+        (
+            "supervisor",
+            {"candidate": {"version": "1.0.0"}, "to": "0001-01-05T00:00:00Z"},
+            422,
+            "to: 0001-01-05T00:00:00+00:00 leaves no 30 days before it",
+        ),
     ],
 )
 def test_what_if_refusals(

@@ -4,7 +4,7 @@ definition would have done to an account's real tickets (what-if)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -121,7 +121,7 @@ def ask_what_if(body: WhatIfRequest, scope: DesignerScope) -> Any:
     candidate = _candidate(engine, body)
     now = engine.clock()
     until = body.to or now
-    since = body.from_ or until - timedelta(days=WHAT_IF_DEFAULT_DAYS)
+    since = body.from_ or _days_before(until, WHAT_IF_DEFAULT_DAYS)
     report = what_if(
         engine,
         account=scope.account,
@@ -131,6 +131,13 @@ def ask_what_if(body: WhatIfRequest, scope: DesignerScope) -> Any:
         role=scope.role,
     )
     return report.to_dict()
+
+
+def _days_before(until: datetime, days: int) -> datetime:
+    try:
+        return until - timedelta(days=days)
+    except OverflowError:  # `to` in the first days of year 1
+        raise InputError("to", f"{until.isoformat()} leaves no {days} days before it") from None
 
 
 def _candidate(engine: Tierflow, body: WhatIfRequest) -> Definition:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
@@ -90,6 +90,7 @@ class CalendarIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     timezone: Text = Field(
+        min_length=1,
         max_length=64,
         description="IANA zone, e.g. America/Santiago (Chile's clock, with its summer time); "
         "Etc/GMT+4 is a fixed UTC-4 (IANA inverts the sign).",
@@ -97,9 +98,15 @@ class CalendarIn(BaseModel):
     hours: dict[str, list[Text]] = Field(
         description="Weekday (mon..sun) -> local 'HH:MM-HH:MM' intervals; a missing day is closed."
     )
-    holidays: list[date] = Field(default_factory=list, max_length=2000)
-    holiday_country: Text | None = Field(default=None, max_length=8, description="e.g. CL")
-    holiday_subdivision: Text | None = Field(default=None, max_length=16, description="e.g. RM")
+    holidays: list[Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]] = Field(
+        default_factory=list, max_length=2000, description="Local dates closed all day (ISO)."
+    )
+    holiday_country: Text | None = Field(
+        default=None, min_length=1, max_length=8, description="e.g. CL"
+    )
+    holiday_subdivision: Text | None = Field(
+        default=None, min_length=1, max_length=16, description="e.g. RM"
+    )
 
 
 class AccountUpdate(BaseModel):

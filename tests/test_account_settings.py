@@ -80,3 +80,17 @@ def test_account_settings_refusals(acme: Api) -> None:
     )
     got = acme.client.get(acme.url(""), headers=acme.as_("customer")).json()
     assert got == {"slug": "acme", "name": "Acme", "calendar": None, "country_holidays": 0}
+
+
+def test_a_calendar_body_is_as_strict_as_its_schema(acme: Api) -> None:
+    for bad, where in [
+        ({**SANTIAGO, "holidays": [0]}, ["body", "calendar", "holidays", 0]),
+        ({**SANTIAGO, "holiday_subdivision": ""}, ["body", "calendar", "holiday_subdivision"]),
+        ({**SANTIAGO, "timezone": ""}, ["body", "calendar", "timezone"]),
+    ]:
+        r = _patch(acme, {"calendar": bad})
+        assert r.status_code == 422 and r.json()["errors"][0]["loc"] == where, r.text
+    r = _patch(acme, {"calendar": {**SANTIAGO, "holidays": ["2026-13-45"]}})
+    assert r.status_code == 422 and r.json()["detail"].startswith("calendar.holidays")
+    r = _patch(acme, {"calendar": {**SANTIAGO, "holidays": ["2026-12-24"]}})
+    assert r.status_code == 200 and r.json()["calendar"]["holidays"] == ["2026-12-24"]

@@ -7,7 +7,15 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+)
 
 from workflow import EventView, Option, TicketView, User
 
@@ -182,7 +190,7 @@ class UserCreate(BaseModel):
     name: Text = Field(min_length=1, max_length=200)
     email: EmailStr | None = None
     roles: list[Text] = Field(min_length=1, max_length=20)
-    org_wide: bool = Field(
+    org_wide: StrictBool = Field(
         default=False,
         description="A requester who sees every ticket of the account, not only their own.",
     )

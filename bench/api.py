@@ -110,7 +110,7 @@ def setup_over_http(base: str, n: int) -> tuple[dict[str, str], list[int]]:
                     "complexity": "low",
                     "urgency": "high",
                 },
-                admin,
+                customer,  # a customer acts only on the tickets they requested
             )
             ids.append(int(t["id"]))
             post(f"{PREFIX}{t['id']}/triggers/triage", {}, agent)

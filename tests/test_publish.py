@@ -339,8 +339,8 @@ def test_the_account_version_over_http(acme: Api, designer: dict[str, str]) -> N
     )
     r = c.put(url, json={"name": "support", "version": "9.9.9"}, headers=designer)
     assert (r.status_code, r.json()["detail"]) == (
-        404,
-        "workflow version 'support@9.9.9' not found",
+        422,
+        "version: workflow version 'support@9.9.9' not found",
     )
     r = c.put(url, json={"name": "support", "version": None}, headers=designer)
     assert (r.json()["version"], r.json()["chosen"]) == ("1.1.0", False)

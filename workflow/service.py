@@ -217,7 +217,12 @@ class Tierflow:
     ) -> tuple[Definition, bool]:
         """Give the account's new tickets ``version`` (human version or hash) of ``workflow``;
         None: the latest published, whichever that is at the time. Tickets keep theirs."""
-        d = self.registry.choose(self.account_id(account), workflow, version)
+        account_id = self.account_id(account)  # the path's account: NotFound is a 404
+        try:
+            d = self.registry.choose(account_id, workflow, version)
+        except NotFound as exc:  # the body names what is not published: a 422 naming the field
+            field = "version" if exc.what == "workflow version" else "name"
+            raise InputError(field, str(exc)) from None
         return d, version is not None
 
     # --- accounts ------------------------------------------------------------------------

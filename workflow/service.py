@@ -439,10 +439,7 @@ class Tierflow:
 
         def decide(ticket: TicketState, d: Definition, now: datetime) -> Decision:
             self._require_staff(d, role, "respond to the customer")
-            if d.is_final(ticket.state):
-                raise InvalidTransition(
-                    "respond", ticket.state, [], f"the ticket is {ticket.state} (final)"
-                )
+            _refuse_if_final(d, ticket, "respond")
             event = EventRecord(kind="response", at=now, response=shown != INTERNAL)
             return Decision([(event, body)])
 
@@ -470,10 +467,7 @@ class Tierflow:
         shown = check_visibility(viewer, "comment", visibility)
 
         def decide(ticket: TicketState, d: Definition, now: datetime) -> Decision:
-            if d.is_final(ticket.state):
-                raise InvalidTransition(
-                    "comment", ticket.state, [], f"the ticket is {ticket.state} (final)"
-                )
+            _refuse_if_final(d, ticket, "comment")
             return Decision([(EventRecord(kind="comment", at=now), body)])
 
         return self._unit(
@@ -566,10 +560,7 @@ class Tierflow:
                 changes["category"] = category
             if not changes:
                 raise InputError("body", "nothing to update: give complexity, urgency or category")
-            if d.is_final(ticket.state):
-                raise InvalidTransition(
-                    "update", ticket.state, [], f"the ticket is {ticket.state} (final)"
-                )
+            _refuse_if_final(d, ticket, "update")
             changes = {k: v for k, v in changes.items() if getattr(ticket, k) != v}
             if not changes:
                 return Decision([])
@@ -986,3 +977,9 @@ def _age(limit: timedelta) -> str:
         days = limit.days
         return f"{days} day" if days == 1 else f"{days} days"
     return f"{limit.total_seconds():g} seconds"
+
+
+def _refuse_if_final(d: Definition, ticket: TicketState, action: str) -> None:
+    """A closed ticket takes no reply, comment or field change: the refusal names its state."""
+    if d.is_final(ticket.state):
+        raise InvalidTransition(action, ticket.state, [], f"the ticket is {ticket.state} (final)")

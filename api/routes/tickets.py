@@ -231,15 +231,7 @@ def set_assignee(
 ) -> Response:
     """Assign the ticket to a user who holds a role that acts at its state, or (null) hand
     it back to the pool (staff). Every change is an `assigned` event."""
-    ticket = scope.engine.assign(
-        account=scope.account,
-        ticket_id=ticket_id,
-        assignee_id=body.assignee_id,
-        role=scope.role,
-        actor=scope.actor,
-        expected_version=expected_version(if_match),
-    )
-    return ticket_answer(ticket)
+    return _assign(scope, ticket_id, body.assignee_id, if_match)
 
 
 @router.post("/tickets/{ticket_id}/take", response_model=TicketPublic, responses=ERRORS)
@@ -247,10 +239,16 @@ def take(ticket_id: int, scope: ScopeDep, if_match: IfMatch = None) -> Response:
     """Assign the ticket to yourself (a person's staff token)."""
     if scope.principal.user_id is None:
         raise InputError("Authorization", "take needs a person's token (this one is nobody's)")
+    return _assign(scope, ticket_id, scope.principal.user_id, if_match)
+
+
+def _assign(
+    scope: Scope, ticket_id: int, assignee_id: int | None, if_match: str | None
+) -> Response:
     ticket = scope.engine.assign(
         account=scope.account,
         ticket_id=ticket_id,
-        assignee_id=scope.principal.user_id,
+        assignee_id=assignee_id,
         role=scope.role,
         actor=scope.actor,
         expected_version=expected_version(if_match),

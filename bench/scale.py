@@ -189,6 +189,7 @@ def generate(path: Path, n: int) -> dict[str, Any]:
     db.execute("PRAGMA cache_size=-1000000")
     db.execute("PRAGMA temp_store=MEMORY")
     base = db.execute("SELECT max(id) FROM ticket").fetchone()[0]
+    top = db.execute("SELECT max(number) FROM ticket").fetchone()[0]  # (above every account's)
     indexes = [
         (name, sql)
         for name, sql in db.execute(
@@ -201,11 +202,9 @@ def generate(path: Path, n: int) -> dict[str, Any]:
         db.execute(f'DROP INDEX "{name}"')
     db.execute("CREATE TEMP TABLE g (i INTEGER PRIMARY KEY, tmpl INTEGER, age INTEGER)")
     db.executemany("INSERT INTO g VALUES (?, ?, ?)", gen)
+    made = {"subject": "'Cannot log in #' || g.i", "number": f"{top} + g.i"}
     select = ", ".join(
-        _shift(f"t.{c}")
-        if c in INSTANTS
-        else ("'Cannot log in #' || g.i" if c == "subject" else f"t.{c}")
-        for c in TICKET_COLS
+        _shift(f"t.{c}") if c in INSTANTS else made.get(c, f"t.{c}") for c in TICKET_COLS
     )
     db.execute(
         f"INSERT INTO ticket (id, {', '.join(TICKET_COLS)}) "
@@ -238,6 +237,10 @@ def generate(path: Path, n: int) -> dict[str, Any]:
         "SELECT account_id, workflow, state, id % 8, count(*), "
         "sum(CASE WHEN sla_breached_at IS NOT NULL THEN 1 ELSE 0 END) "
         "FROM ticket GROUP BY account_id, workflow, state, id % 8"
+    )
+    db.execute(
+        "UPDATE account SET last_ticket_number = "
+        "(SELECT coalesce(max(number), 0) FROM ticket WHERE account_id = account.id)"
     )
     db.execute("COMMIT")
     for _name, sql in indexes:

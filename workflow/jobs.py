@@ -41,7 +41,7 @@ def _scan_sla(tf: Tierflow, limit: int) -> int:
     while True:
         with tf.db.read() as conn:
             rows = conn.execute(
-                sa.select(T.c.id, T.c.account_id)
+                sa.select(T.c.id, T.c.account_id, T.c.number)
                 .where(T.c.sla_due_at <= now)
                 .order_by(T.c.sla_due_at, T.c.id)
                 .limit(limit)
@@ -50,7 +50,7 @@ def _scan_sla(tf: Tierflow, limit: int) -> int:
         for r in rows:
             _view, written = tf._unit(
                 tf.account_slug(r.account_id),
-                r.id,
+                r.number,
                 lambda *_: NOTHING,
                 None,
                 "system",
@@ -95,7 +95,7 @@ def _close_expired(tf: Tierflow, limit: int) -> int:
     while True:
         with tf.db.read() as conn:
             rows = conn.execute(
-                sa.select(T.c.id, T.c.account_id)
+                sa.select(T.c.id, T.c.account_id, T.c.number)
                 .where(T.c.state.in_(states), T.c.state_entered_at <= oldest, T.c.id > after_id)
                 .order_by(T.c.id)
                 .limit(limit)
@@ -104,7 +104,7 @@ def _close_expired(tf: Tierflow, limit: int) -> int:
             try:
                 _view, written = tf._unit(
                     tf.account_slug(r.account_id),
-                    r.id,
+                    r.number,
                     decide,
                     "auto-close",
                     "system",
@@ -112,7 +112,12 @@ def _close_expired(tf: Tierflow, limit: int) -> int:
                     None,
                 )
             except TierflowError as exc:  # a guard on the close trigger: leave it be
-                log.warning("auto-close skipped ticket %s: %s", r.id, exc.detail)
+                log.warning(
+                    "auto-close skipped ticket %s of %s: %s",
+                    r.number,
+                    tf.account_slug(r.account_id),
+                    exc.detail,
+                )
                 continue
             closed += int(written > 0)
         if len(rows) < limit:

@@ -208,7 +208,7 @@ def migrate(
     for row in rows:
         ticket = state_of(row)
         p = plan_ticket(old, new, ticket, state_map)
-        item = MigrationItem(row["id"], ticket.state, p.to_state, p.reason is None, p.reason)
+        item = MigrationItem(row["number"], ticket.state, p.to_state, p.reason is None, p.reason)
         if not dry_run and item.can_move:
             item = _apply_one(tf, account, item, old, new, state_map, role, actor)
         items.append(item)

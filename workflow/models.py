@@ -75,6 +75,9 @@ class Account(SQLModel, table=True):
     calendar: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     """The business calendar of the account's new tickets (a ``CalendarSpec``, its country
     holidays resolved to dates); None: the workflow definition's."""
+    last_ticket_number: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    """The number the account's newest ticket got (``ticket.number``); raised in the
+    transaction that creates a ticket, so its row lock orders the account's creates."""
 
 
 class AccountUser(SQLModel, table=True):
@@ -124,7 +127,11 @@ class AccountWorkflow(SQLModel, table=True):
 
 
 class Ticket(SQLModel, table=True):
+    """A ticket. ``id`` is internal (foreign keys, history, idempotency); what the API calls
+    the ticket's id is ``number``, its number within its account (1, 2, 3, ...)."""
+
     __table_args__ = (
+        sa.Index("uq_ticket_account_number", "account_id", "number", unique=True),
         sa.Index("ix_ticket_account_state", "account_id", "state", "id"),
         sa.Index("ix_ticket_account_level_priority", "account_id", "level", "priority"),
         sa.Index("ix_ticket_account_due", "account_id", "sla_due_at"),
@@ -169,6 +176,9 @@ class Ticket(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id")
+    number: int
+    """The ticket's number within its account, in the order the account's tickets were
+    created (the id routes, bodies and events show)."""
     workflow: str = Field(max_length=64)
     definition_hash: str = Field(foreign_key="definition_version.hash", max_length=32)
     subject: str = Field(max_length=300)

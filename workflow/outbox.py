@@ -91,6 +91,7 @@ class StoredEvent:
     sequence: int
     type: str
     ticket_id: int
+    """The ticket's id as the API shows it (its number within the account)."""
     version: int
     actor: str | None
     role: str | None
@@ -192,7 +193,7 @@ def read_after(tf: Tierflow, account: str, after: int, *, limit: int = 500) -> l
             .order_by(OE.c.sequence)
             .limit(limit)
         ).mappings()
-        tickets: dict[tuple[int, int], tuple[str, int | None]] = {}  # a unit's events: one
+        tickets: dict[tuple[int, int], tuple[str, int | None, int]] = {}  # a unit's events: one
         for r in rows:
             key = (r["ticket_id"], r["version"])
             known = tickets.get(key)
@@ -201,12 +202,13 @@ def read_after(tf: Tierflow, account: str, after: int, *, limit: int = 500) -> l
                 known = tickets[key] = (
                     pydantic_core.to_json(ticket_json(view)).decode(),
                     view.requester_id,
+                    view.id,
                 )
             out.append(
                 StoredEvent(
                     sequence=r["sequence"],
                     type=r["type"],
-                    ticket_id=r["ticket_id"],
+                    ticket_id=known[2],
                     version=r["version"],
                     actor=r["actor"],
                     role=r["role"],

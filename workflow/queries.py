@@ -42,10 +42,8 @@ def events(
     """The ticket's history, oldest first (as ``viewer`` may read it)."""
     account_id = tf.account_id(account)
     with tf.db.read() as conn:
-        tf._load(conn, account_id, ticket_id, viewer)
-        rows = conn.execute(
-            sa.select(E).where(E.c.ticket_id == ticket_id).order_by(E.c.seq)
-        ).mappings()
+        key = tf._load(conn, account_id, ticket_id, viewer)["id"]
+        rows = conn.execute(sa.select(E).where(E.c.ticket_id == key).order_by(E.c.seq)).mappings()
         return shown_events(
             viewer,
             (
@@ -147,8 +145,14 @@ def list_tickets(
     now = tf.clock()
     where = [T.c.account_id == account_id, *ticket_clauses(viewer), *_assignee(assignee)]
     where += [T.c[col] == value for col, value in filters.items() if value is not None]
-    if cursor is not None:
-        where.append(T.c.id > decode_cursor(cursor))
+    if cursor is not None:  # the last number shown; an account's ids run in number order
+        shown = (
+            sa.select(T.c.id)
+            .where(T.c.account_id == account_id, T.c.number <= decode_cursor(cursor))
+            .order_by(T.c.number.desc())
+            .limit(1)
+        )
+        where.append(T.c.id > sa.func.coalesce(shown.scalar_subquery(), 0))
     if q and q.strip():
         text = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         where.append(T.c.subject.ilike(f"%{text}%", escape="\\"))
@@ -212,7 +216,7 @@ def queue(
     with tf.db.read() as conn:
 
         def scan(*where: Any, order: Any, n: int) -> list[Any]:
-            q = sa.select(T.c.id, order, T.c.received_at).where(*base, *where)
+            q = sa.select(T.c.id, order, T.c.received_at, T.c.number).where(*base, *where)
             return list(conn.execute(q.order_by(order, T.c.received_at, T.c.id).limit(n)))
 
         for p in [*priorities, None]:
@@ -224,15 +228,17 @@ def queue(
             recorded = scan(prio, T.c.sla_breached_at.is_not(None), order=T.c.sla_breached_at, n=n)
             past_due = scan(prio, clear, T.c.sla_due_at <= now, order=T.c.sla_due_at, n=n)
             breached = sorted([*recorded, *past_due], key=lambda r: (r[1], r[2], r[0]))
-            ids += [r[0] for r in breached[:n]]
+            ids += [r[3] for r in breached[:n]]
             for due in (T.c.sla_due_at > now, T.c.sla_due_at.is_(None)):
                 n = limit - len(ids)
                 if n > 0:
-                    ids += [r[0] for r in scan(prio, clear, due, order=T.c.sla_due_at, n=n)]
+                    ids += [r[3] for r in scan(prio, clear, due, order=T.c.sla_due_at, n=n)]
     if not ids:
         return []
-    order = {tid: i for i, tid in enumerate(ids)}
-    views = _views(tf, account, sa.select(T).where(T.c.id.in_(ids)))
+    order = {number: i for i, number in enumerate(ids)}  # (ticket numbers: the views' ids)
+    views = _views(
+        tf, account, sa.select(T).where(T.c.account_id == account_id, T.c.number.in_(ids))
+    )
     return sorted(views, key=lambda v: order[v.id])
 
 

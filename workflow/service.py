@@ -68,7 +68,7 @@ __all__ = ["MAX_ATTEMPTS", "Clock", "Observer", "Tierflow"]
 log = logging.getLogger("tierflow")
 
 MAX_ID = 2**31 - 1
-"""Ticket ids are 32-bit integers on every backend."""
+"""Ticket ids (an account's ticket numbers) are 32-bit integers on every backend."""
 
 Clock = Callable[[], datetime]
 Observer = Callable[[TicketView, list[EventRecord]], None]
@@ -89,16 +89,26 @@ RETRYABLE = {"40P01", "40001"}
 # workflow.prepared (SQLAlchemy's execution layer costs several times what SQLite takes to
 # run them). Measured in bench/FINDINGS.md.
 _LOAD = Prepared(
-    sa.select(T).where(T.c.id == sa.bindparam("b_id"), T.c.account_id == sa.bindparam("b_account"))
+    sa.select(T).where(
+        T.c.account_id == sa.bindparam("b_account"), T.c.number == sa.bindparam("b_number")
+    )
 )
 _LOAD_OWN = Prepared(
     sa.select(T).where(
-        T.c.id == sa.bindparam("b_id"),
+        T.c.number == sa.bindparam("b_number"),
         T.c.account_id == sa.bindparam("b_account"),
         T.c.requester_id == sa.bindparam("b_requester"),
     )
 )
 """A requester's ticket: only if they requested it (workflow.access)."""
+_NEXT_NUMBER = (
+    sa.update(A)
+    .where(A.c.id == sa.bindparam("b_account"))
+    .values(last_ticket_number=A.c.last_ticket_number + 1)
+    .returning(A.c.last_ticket_number)
+)
+"""The account's next ticket number. The row stays locked until the create commits, so the
+account's creates take numbers one after the other (and their ids in the same order)."""
 _EVENT_KEYS = tuple(c.key for c in E.columns if not c.primary_key)  # what each event row gives
 _INSERT_EVENT = Prepared(sa.insert(E), keys=_EVENT_KEYS)
 
@@ -117,7 +127,9 @@ def _cas(columns: tuple[str, ...]) -> Prepared:
 class Tierflow:
     """The engine over one database: definitions, tickets, units of work.
 
-    Every method takes keyword arguments only; ``account`` is an account slug.
+    Every method takes keyword arguments only; ``account`` is an account slug. A ticket's id
+    (``ticket_id``, :attr:`TicketView.id`) is its number within its account (1, 2, 3, ...);
+    the table's primary key stays internal.
     """
 
     def __init__(
@@ -354,8 +366,10 @@ class Tierflow:
                 done = self._idempotent(conn, account_id, idempotency)
                 if done is not None:
                     return self._view_at(conn, account, done[0], done[1])
+            number = conn.execute(_NEXT_NUMBER, {"b_account": account_id}).scalar_one()
             row = {
                 "account_id": account_id,
+                "number": int(number),
                 "workflow": definition.name,
                 "definition_hash": definition.hash,
                 "subject": subject.strip(),
@@ -693,7 +707,8 @@ class Tierflow:
             if outcome is not None:
                 return outcome
             if expected_version is not None:  # lost the race to the version it expected
-                raise VersionMismatch(expected_version, self._current_version(ticket_id))
+                current = self._current_version(account_id, ticket_id)
+                raise VersionMismatch(expected_version, current)
         raise Conflict(ticket_id, MAX_ATTEMPTS)
 
     def _attempt(
@@ -714,11 +729,12 @@ class Tierflow:
             if idempotency is not None:
                 done = self._idempotent(conn, account_id, idempotency)
                 if done is not None:
-                    if done[0] != ticket_id:
+                    key = self._load(conn, account_id, ticket_id, viewer)["id"]  # still theirs
+                    if done[0] != key:
                         raise IdempotencyMismatch(idempotency.key)
-                    self._load(conn, account_id, ticket_id, viewer)  # still theirs to see
-                    return self._view_at(conn, account, ticket_id, done[1]), 0
+                    return self._view_at(conn, account, key, done[1]), 0
             row = self._load(conn, account_id, ticket_id, viewer)
+            key = row["id"]  # the primary key: what the statements below address
             if expected_version is not None and row["version"] != expected_version:
                 raise VersionMismatch(expected_version, row["version"])
             d = self.registry.by_hash(row["definition_hash"])
@@ -746,19 +762,17 @@ class Tierflow:
                 values["definition_hash"] = d.hash
             values["updated_at"] = now
             matched = _cas(tuple(values)).execute(
-                conn, {**values, "b_id": ticket_id, "b_version": ticket.version}
+                conn, {**values, "b_id": key, "b_version": ticket.version}
             )
             if matched != 1:  # somebody else committed first: decide again
                 return None
             self._insert_events(
-                conn, ticket_id, account_id, todo, ticket.version, actor, role, visibility
+                conn, key, account_id, todo, ticket.version, actor, role, visibility
             )
-            counts.apply_deltas(
-                conn, account_id, row["workflow"], ticket_id, counts.deltas(ticket, new)
-            )
+            counts.apply_deltas(conn, account_id, row["workflow"], key, counts.deltas(ticket, new))
             if idempotency is not None:
-                self._remember(conn, account_id, idempotency, ticket_id, new.version, now)
-            self._send(conn, account_id, ticket_id, new.version, todo, actor, role, visibility)
+                self._remember(conn, account_id, idempotency, key, new.version, now)
+            self._send(conn, account_id, key, new.version, todo, actor, role, visibility)
         view = self._view(account, {**row, "updated_at": now}, d, new, now)
         self._notify(view, [e for e, _note in todo])
         return view, len(todo)
@@ -832,22 +846,30 @@ class Tierflow:
     def _load(
         self, conn: Connection, account_id: int, ticket_id: int, viewer: Viewer = EVERYTHING
     ) -> dict[str, Any]:
-        """The ticket's row, if ``viewer`` may see it; else not found (as another account's)."""
+        """The row of the account's ticket number ``ticket_id``, if ``viewer`` may see it; else
+        not found (as another account's). Every ticket id from outside resolves here."""
         if not 0 < ticket_id <= MAX_ID:  # beyond the id column: cannot exist
             raise NotFound("ticket", ticket_id)
         if viewer.own_only:
             row = _LOAD_OWN.first(
-                conn, {"b_id": ticket_id, "b_account": account_id, "b_requester": viewer.user_id}
+                conn,
+                {"b_number": ticket_id, "b_account": account_id, "b_requester": viewer.user_id},
             )
         else:
-            row = _LOAD.first(conn, {"b_id": ticket_id, "b_account": account_id})
+            row = _LOAD.first(conn, {"b_number": ticket_id, "b_account": account_id})
         if row is None or not sees_ticket(viewer, row["requester_id"]):
             raise NotFound("ticket", ticket_id)
         return row
 
-    def _current_version(self, ticket_id: int) -> int:
+    def _current_version(self, account_id: int, ticket_id: int) -> int:
         with self.db.read() as conn:
-            return int(conn.execute(sa.select(T.c.version).where(T.c.id == ticket_id)).scalar_one())
+            return int(
+                conn.execute(
+                    sa.select(T.c.version).where(
+                        T.c.account_id == account_id, T.c.number == ticket_id
+                    )
+                ).scalar_one()
+            )
 
     def _require_staff(self, d: Definition, role: str, action: str) -> None:
         if role != ADMIN and role not in d.staff_roles:
@@ -892,8 +914,8 @@ class Tierflow:
         )
 
     def _view_at(self, conn: Connection, account: str, ticket_id: int, version: int) -> TicketView:
-        """The ticket as it was right after ``version`` (rebuilt from history, on the version
-        of the workflow it ran on then).
+        """The ticket ``ticket_id`` (its primary key) as it was right after ``version`` (rebuilt
+        from history, on the version of the workflow it ran on then).
 
         Readers of the outbox ask for each ticket's versions in increasing order, so the last
         fold per ticket is kept (a bounded cache) and the next one folds only the events after
@@ -949,7 +971,7 @@ class Tierflow:
         replayed: bool = False,
     ) -> TicketView:
         return TicketView(
-            id=row["id"],
+            id=row["number"],
             account=account,
             workflow=d.name,
             workflow_version=d.version,

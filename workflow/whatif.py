@@ -205,9 +205,9 @@ def what_if(
             current.count(d, state_of(row), now)
             out: list[Refusal] = []
             try:
-                ticket = _replay(candidate, row["id"], events[row["id"]], out)
+                ticket = _replay(candidate, row["number"], events[row["id"]], out)
             except (KeyError, ValueError) as exc:
-                cand.not_replayed.append({"ticket": row["id"], "message": _why(exc, candidate)})
+                cand.not_replayed.append({"ticket": row["number"], "message": _why(exc, candidate)})
             else:
                 cand.count(candidate, ticket, now)
             total += len(out)

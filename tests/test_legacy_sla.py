@@ -17,13 +17,13 @@ from workflow.records import T
 def _make_legacy(tf: Tierflow, ticket_id: int) -> None:
     """Rewrite a ticket's stored clocks the way the old fold stored them: whole seconds."""
     with tf.db.write() as conn:
-        row = conn.execute(sa.select(T).where(T.c.id == ticket_id)).mappings().one()
+        row = conn.execute(sa.select(T).where(T.c.number == ticket_id)).mappings().one()
         state: dict[str, Any] = {}
         for name, clock in row["sla_state"].items():
             old = {k: v for k, v in clock.items() if k != "elapsed_us"}
             old["elapsed_s"] = clock["elapsed_us"] // 1_000_000
             state[name] = old
-        conn.execute(sa.update(T).where(T.c.id == ticket_id).values(sla_state=state))
+        conn.execute(sa.update(T).where(T.c.id == row["id"]).values(sla_state=state))
 
 
 def test_legacy_clocks_load_and_migration_0006_refolds_them(db_url: str, clock: FakeClock) -> None:
@@ -37,7 +37,7 @@ def test_legacy_clocks_load_and_migration_0006_refolds_them(db_url: str, clock: 
     _make_legacy(tf, t.id)
     view = tf.get_ticket(account=ACCOUNT, ticket_id=t.id)  # old rows still load
     assert view.sla["resolution"]["elapsed_business_seconds"] == 1.0
-    assert [p.split(":")[0] for p in tf.check()] == [f"ticket {t.id}"]
+    assert [p.split(":")[0] for p in tf.check()] == [f"ticket {t.id} of {ACCOUNT}"]
     before = tf.get_ticket(account=ACCOUNT, ticket_id=untouched)
 
     cfg = schema._config()

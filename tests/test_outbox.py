@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from api.schemas import TicketPublic
 from workflow import Tierflow, outbox
-from workflow.records import E
+from workflow.records import E, T
 
 from .conftest import FakeClock
 from .scenarios import ACCOUNT, TECH, new_ticket, reach
@@ -23,8 +23,12 @@ def _all(tf: Tierflow, account: str = ACCOUNT) -> list[outbox.StoredEvent]:
 
 def _history(tf: Tierflow) -> list[tuple[int, str, Any]]:
     with tf.db.read() as conn:
-        rows = conn.execute(sa.select(E.c.ticket_id, E.c.kind, E.c.at).order_by(E.c.id)).all()
-    return [(r.ticket_id, r.kind, r.at) for r in rows]
+        rows = conn.execute(  # (the ticket as the API names it: its number in the account)
+            sa.select(T.c.number, E.c.kind, E.c.at)
+            .join(T, T.c.id == E.c.ticket_id)
+            .order_by(E.c.id)
+        ).all()
+    return [(r.number, r.kind, r.at) for r in rows]
 
 
 def test_every_committed_change_has_exactly_one_event(tf: Tierflow, clock: FakeClock) -> None:

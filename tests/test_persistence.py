@@ -64,15 +64,16 @@ def test_check_finds_a_ticket_that_disagrees_with_its_history(tf: Tierflow) -> N
     t = reach(tf, "l2_solving")
     other = reach(tf, "l1_triage")
     with tf.db.write() as conn:
-        conn.execute(sa.update(T).where(T.c.id == t.id).values(state="l3_solution"))
-        conn.execute(sa.delete(E).where(E.c.ticket_id == other.id, E.c.seq == 1))
+        conn.execute(sa.update(T).where(T.c.number == t.id).values(state="l3_solution"))
+        key = sa.select(T.c.id).where(T.c.number == other.id).scalar_subquery()
+        conn.execute(sa.delete(E).where(E.c.ticket_id == key, E.c.seq == 1))
     assert tf.check() == [
         "state counts: account 1 support l2_solving: stored (tickets, breached) (1, 0) != "
         "counted (0, 0)",
         "state counts: account 1 support l3_solution: stored (tickets, breached) (0, 0) != "
         "counted (1, 0)",
-        f"ticket {t.id}: state stored 'l3_solution' != replayed 'l2_solving'",
-        f"ticket {other.id}: event seq [2] is not 1..1",
+        f"ticket {t.id} of {ACCOUNT}: state stored 'l3_solution' != replayed 'l2_solving'",
+        f"ticket {other.id} of {ACCOUNT}: event seq [2] is not 1..1",
     ]
 
 
@@ -85,10 +86,10 @@ def test_check_command(tf: Tierflow, db_url: str, capsys: pytest.CaptureFixture[
         f"check: {where}: 2 ticket(s); every history replays to its stored state\n"
     )
     with tf.db.write() as conn:
-        conn.execute(sa.update(T).where(T.c.id == t.id).values(outcome="unsolvable"))
+        conn.execute(sa.update(T).where(T.c.number == t.id).values(outcome="unsolvable"))
     assert cli(["--database-url", db_url, "check"]) == 1
     assert capsys.readouterr().err == (
-        f"ticket {t.id}: outcome stored 'unsolvable' != replayed 'solved'\n"
+        f"ticket {t.id} of {ACCOUNT}: outcome stored 'unsolvable' != replayed 'solved'\n"
         f"check: {where}: 1 problem(s) in 2 ticket(s)\n"
     )
 

@@ -390,7 +390,7 @@ def test_migration_0011_notes_become_internal_and_tickets_find_their_requester(
         command.downgrade(cfg, "0010")
     schema.upgrade(tf.db)  # ... and forward again: 0010 carries the data
     with tf.db.read() as conn:
-        requesters = dict(conn.execute(sa.select(T.c.id, T.c.requester_id)).all())
+        requesters = dict(conn.execute(sa.select(T.c.number, T.c.requester_id)).all())
         kinds = conn.execute(
             sa.select(E.c.kind, E.c.visibility).where(E.c.note.is_not(None)).order_by(E.c.id)
         ).all()

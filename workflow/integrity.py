@@ -53,7 +53,7 @@ def check(tf: Tierflow, *, batch: int = 500) -> list[str]:
 
 
 def _check_one(tf: Tierflow, row: dict[str, Any], events: list[RowMapping]) -> list[str]:
-    tid = row["id"]
+    tid = f"{row['number']} of {tf.account_slug(row['account_id'])}"  # as its account names it
     seqs = [e["seq"] for e in events]
     if seqs != list(range(1, len(seqs) + 1)):
         return [f"ticket {tid}: event seq {seqs} is not 1..{len(seqs)}"]

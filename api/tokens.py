@@ -47,6 +47,7 @@ class Principal:
     name: str
     """The person's name, or the integration's: what the history records as the actor."""
     user_id: int | None = None
+    """The person's user id (their number within the account)."""
     org_wide: bool = False
     expires_at: datetime | None = None
     viewer: Viewer = EVERYTHING
@@ -174,14 +175,17 @@ class TokenStore:
         users = {} if account is None else {u.id: u for u in self.tf.users(account=account)}
         with self.tf.db.read() as conn:
             rows = conn.execute(
-                sa.select(TOK).where(self._owned_by(account)).order_by(TOK.c.id)
+                sa.select(TOK, USR.c.number.label("user_number"))
+                .select_from(TOK.outerjoin(USR, USR.c.id == TOK.c.user_id))
+                .where(self._owned_by(account))
+                .order_by(TOK.c.id)
             ).all()
         return [
             TokenInfo(
                 id=r.id,
                 role=r.role,
                 name=r.name,
-                user=None if r.user_id is None else users.get(r.user_id),
+                user=None if r.user_number is None else users.get(r.user_number),
                 created_at=r.created_at,
                 last_used_at=r.last_used_at,
                 expires_at=r.expires_at,
@@ -232,12 +236,20 @@ class TokenStore:
         token: str,
         expires_at: datetime | None,
     ) -> int:
+        """A token row; ``user_id``: the number of a user of the account."""
         with self.tf.db.write() as conn:
+            key = None
+            if user_id is not None:  # the user's primary key, which the token points at
+                key = conn.execute(
+                    sa.select(USR.c.id).where(
+                        USR.c.account_id == account_id, USR.c.number == user_id
+                    )
+                ).scalar_one()
             res = conn.execute(
                 sa.insert(TOK).returning(TOK.c.id),
                 {
                     "account_id": account_id,
-                    "user_id": user_id,
+                    "user_id": key,
                     "role": role,
                     "name": name,
                     "token_hash": digest(token),
@@ -274,7 +286,7 @@ class TokenStore:
                     TOK.c.account_id,
                     TOK.c.role,
                     TOK.c.name,
-                    TOK.c.user_id,
+                    USR.c.number.label("user_number"),
                     TOK.c.expires_at,
                     TOK.c.revoked_at,
                     TOK.c.last_used_at,
@@ -298,10 +310,10 @@ class TokenStore:
             account,
             row.role,
             row.name if row.user_name is None else row.user_name,
-            user_id=row.user_id,
+            user_id=row.user_number,
             org_wide=bool(row.org_wide),
             expires_at=row.expires_at,
-            viewer=self.viewer_of(row.role, row.user_id, bool(row.org_wide)),
+            viewer=self.viewer_of(row.role, row.user_number, bool(row.org_wide)),
         )
 
     def viewer_of(self, role: str, user_id: int | None, org_wide: bool) -> Viewer:

@@ -1,6 +1,7 @@
-"""Per-account ticket numbers: the id routes, bodies and events show is the ticket's number
-within its account (1, 2, 3, ...), so nothing reveals another account's volume. On SQLite and
-PostgreSQL (``db_url``); the migration numbers existing tickets per account in id order."""
+"""Per-account numbers: the id routes, bodies and events show for a ticket - and for a user -
+is its number within its account (1, 2, 3, ...), so nothing reveals another account's volume.
+On SQLite and PostgreSQL (``db_url``); the migrations number existing tickets and users per
+account in id order."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from tests.api_client import Api
 from tests.conftest import FakeClock
-from workflow import Idempotency, NotFound, Tierflow, outbox, schema
+from workflow import Idempotency, InputError, NotFound, Tierflow, outbox, schema
 from workflow.db import Database
 
 TICKET = {"kind": "technical", "category": "login_password", "channel": "chat"}
@@ -224,3 +225,124 @@ def test_migration_numbers_existing_tickets_in_id_order(db_url: str, clock: Fake
     tf = Tierflow(db_url, clock=clock)  # each account's counter goes on after its last
     assert [_create(tf, a, "new") for a in ("acme", "globex", "initech")] == [5, 3, 3]
     tf.db.dispose()
+
+
+# --- users ----------------------------------------------------------------------------------
+USERS = [("acme", 1), ("globex", 1), ("globex", 2), ("acme", 2), ("initech", 1), ("acme", 3)]
+
+
+def _people(tf: Tierflow) -> dict[tuple[str, int], int]:
+    """Interleaved users (ids and numbers differ) and, per account, a ticket requested by its
+    last user and assigned to its first."""
+    got = {}
+    for acct, n in USERS:
+        user = tf.create_user(account=acct, name=f"{acct} user {n}", roles=["l1_agent"])
+        got[(acct, n)] = user.id
+    for acct in ("acme", "globex", "initech"):
+        last = max(n for a, n in USERS if a == acct)
+        t = tf.create_ticket(account=acct, subject="s", requester_id=last, **TICKET)
+        tf.fire(account=acct, ticket_id=t.id, trigger="triage", role="l1_agent")
+        tf.assign(account=acct, ticket_id=t.id, assignee_id=1, role="l1_agent")
+    return got
+
+
+def test_each_account_numbers_its_users_from_one(three: Tierflow) -> None:
+    assert _people(three) == {k: k[1] for k in USERS}
+    assert [u.id for u in three.users(account="acme")] == [1, 2, 3]
+    assert three.get_user(account="globex", user_id=2).name == "globex user 2"
+    with pytest.raises(NotFound):
+        three.get_user(account="globex", user_id=3)  # acme's and only acme's
+    t = three.get_ticket(account="acme", ticket_id=1)
+    assert (t.requester_id, t.assignee_id) == (3, 1)
+    assigned = three.events(account="acme", ticket_id=1)[-1]
+    assert (assigned.kind, assigned.changes) == ("assigned", {"assignee_id": 1})
+    assert [v.id for v in three.list_tickets(account="globex", assignee=1)[0]] == [1]
+    with pytest.raises(InputError) as err:  # another account's user number 3: not globex's
+        three.assign(account="globex", ticket_id=1, assignee_id=3, role="l1_agent")
+    assert err.value.detail == "assignee_id: no user 3 in account 'globex'"
+    assert three.check() == []
+
+
+def test_api_user_ids_are_per_account(acme: Api, globex: Api) -> None:
+    """A person's token, the tickets they request and the assignee are all per-account ids."""
+    c = acme.client
+    people = {}
+    for api, name in ((acme, "Ana"), (globex, "Gus"), (globex, "Gia"), (acme, "Abe")):
+        r = c.post(
+            api.url("/users"),
+            json={"name": name, "roles": ["customer", "l1_agent"]},
+            headers=api.as_("supervisor"),
+        )
+        assert r.status_code == 201, r.text
+        people[name] = r.json()["id"]
+    # (each account's tokens fixture made one user per staff role first)
+    listed = c.get(globex.url("/users"), headers=globex.as_("supervisor")).json()
+    assert [u["id"] for u in listed] == list(range(1, len(listed) + 1))
+    assert people["Gia"] == people["Gus"] + 1 and people["Abe"] == people["Ana"] + 1
+    r = c.post(
+        globex.url("/tokens"),
+        json={"role": "customer", "name": "phone", "user_id": people["Gia"]},
+        headers=globex.as_("supervisor"),
+    )
+    assert r.status_code == 201 and r.json()["user"]["id"] == people["Gia"]
+    gia = {"Authorization": f"Bearer {r.json()['token']}"}
+    t = c.post(globex.url("/tickets"), json={**TICKET, "subject": "mine"}, headers=gia).json()
+    assert t["requester_id"] == people["Gia"]
+    assert c.get(globex.url(f"/tickets/{t['id']}"), headers=gia).status_code == 200
+    tokens = c.get(globex.url("/tokens"), headers=globex.as_("supervisor")).json()
+    assert [tk["user"]["id"] for tk in tokens if tk["name"] == "phone"] == [people["Gia"]]
+    r = c.put(
+        globex.url(f"/tickets/{t['id']}/assignee"),
+        json={"assignee_id": people["Gus"]},
+        headers=globex.as_("supervisor"),
+    )
+    assert r.status_code == 200 and r.json()["assignee_id"] == people["Gus"]
+    mine = c.get(globex.url(f"/tickets?assignee={people['Gus']}"), headers=gia).json()
+    assert [x["id"] for x in mine["items"]] == [t["id"]]
+    events = c.get(globex.url(f"/tickets/{t['id']}/events"), headers=globex.as_("supervisor"))
+    assert events.json()[-1]["changes"] == {"assignee_id": people["Gus"]}
+
+
+def test_migration_numbers_existing_users_in_id_order(db_url: str, clock: FakeClock) -> None:
+    tf = Tierflow(db_url, clock=clock)
+    for slug in ("acme", "globex", "initech"):
+        tf.create_account(slug=slug, name=slug.title())
+    _people(tf)
+    tickets = [(t.account, t.id, t.requester_id, t.assignee_id) for t in _all(tf)]
+    events = _assigned(tf.db)
+    tf.db.dispose()
+    db = Database(db_url)
+    _downgrade(db, "0014")  # users as they were: tickets and events hold primary keys
+    with db.engine.connect() as conn:
+        keys = dict(conn.execute(sa.text("SELECT name, id FROM account_user")).all())
+        stored = conn.execute(
+            sa.text("SELECT requester_id, assignee_id FROM ticket ORDER BY id")
+        ).all()
+    assert [tuple(r) for r in stored] == [
+        (keys["acme user 3"], keys["acme user 1"]),
+        (keys["globex user 2"], keys["globex user 1"]),
+        (keys["initech user 1"], keys["initech user 1"]),
+    ]
+    assert keys["globex user 2"] != 2  # (so the upgrade below has something to renumber)
+    assert _assigned(db) == [keys["acme user 1"], keys["globex user 1"], keys["initech user 1"]]
+    schema.upgrade(db)
+    assert _assigned(db) == events == [1, 1, 1]
+    db.dispose()
+    tf = Tierflow(db_url, clock=clock)
+    assert [(t.account, t.id, t.requester_id, t.assignee_id) for t in _all(tf)] == tickets
+    assert tickets == [("acme", 1, 3, 1), ("globex", 1, 2, 1), ("initech", 1, 1, 1)]
+    assert tf.create_user(account="globex", name="next", roles=["l1_agent"]).id == 3
+    assert tf.check() == []
+    tf.db.dispose()
+
+
+def _all(tf: Tierflow) -> list[Any]:
+    return [tf.get_ticket(account=a, ticket_id=1) for a in ("acme", "globex", "initech")]
+
+
+def _assigned(db: Database) -> list[int]:
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT changes FROM ticket_event WHERE kind = 'assigned' ORDER BY id")
+        ).scalars()
+        return [(json.loads(c) if isinstance(c, str) else c)["assignee_id"] for c in rows]

@@ -78,6 +78,8 @@ class Account(SQLModel, table=True):
     last_ticket_number: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     """The number the account's newest ticket got (``ticket.number``); raised in the
     transaction that creates a ticket, so its row lock orders the account's creates."""
+    last_user_number: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    """The number the account's newest user got (``account_user.number``)."""
 
 
 class AccountUser(SQLModel, table=True):
@@ -85,10 +87,17 @@ class AccountUser(SQLModel, table=True):
     the workflow they hold. ``org_wide``: a requester who sees every ticket of the account."""
 
     __tablename__ = "account_user"
-    __table_args__ = (sa.UniqueConstraint("account_id", "email", name="uq_account_user_email"),)
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "email", name="uq_account_user_email"),
+        sa.Index("uq_account_user_number", "account_id", "number", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
+    """Internal (tokens point at it); the API's user id is ``number``."""
     account_id: int = Field(foreign_key="account.id", index=True)
+    number: int
+    """The user's number within the account (1, 2, 3, ...): the id the API shows, and what a
+    ticket's ``requester_id`` / ``assignee_id`` and its history hold."""
     name: str = Field(max_length=200)
     email: str | None = Field(default=None, max_length=320)
     roles: list[str] = Field(default_factory=list, sa_type=sa.JSON)
@@ -186,9 +195,9 @@ class Ticket(SQLModel, table=True):
     customer_name: str | None = None
     customer_email: str | None = None
     requester_id: int | None = None
-    """The person who asked (an ``account_user`` id of the ticket's account; no database
-    foreign key, so adding it never rebuilt the ticket table on SQLite): a requester sees
-    only their own tickets (workflow.access)."""
+    """The person who asked (the ``number`` of an ``account_user`` of the ticket's account;
+    no database foreign key, so adding it never rebuilt the ticket table on SQLite): a
+    requester sees only their own tickets (workflow.access)."""
     # --- derived from history (workflow.history.TicketState) ---
     kind: str = Field(max_length=40)
     category: str = Field(max_length=60)
@@ -211,7 +220,8 @@ class Ticket(SQLModel, table=True):
     sla_breached_at: datetime | None = _utc(default=None)
     version: int = 1
     assignee_id: int | None = None
-    """The ``account_user`` working on it; None: in the pool (workflow.assignment)."""
+    """The ``account_user`` (its ``number``) working on it; None: in the pool
+    (workflow.assignment)."""
     # --- bookkeeping ---
     created_at: datetime = _utc()
     updated_at: datetime = _utc()

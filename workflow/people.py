@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from .errors import AlreadyExists, InputError, NotFound
 from .models import AccountUser
+from .records import take_number
 
 if TYPE_CHECKING:
     from .service import Tierflow
@@ -27,6 +28,7 @@ MAX_EMAIL = 320
 @dataclass(frozen=True, slots=True)
 class User:
     id: int
+    """The user's number within the account (1, 2, 3, ...)."""
     account: str
     name: str
     email: str | None
@@ -37,7 +39,7 @@ class User:
 
 def _user(account: str, r: Any) -> User:
     return User(
-        id=int(r.id),
+        id=int(r.number),
         account=account,
         name=r.name,
         email=r.email,
@@ -79,17 +81,19 @@ def create_user(
             ).first()
         ):
             raise AlreadyExists("email", f"a user of {account!r} already has e-mail {email!r}")
+        number = take_number(conn, account_id, "last_user_number")
         row = {
             "account_id": account_id,
+            "number": number,
             "name": name.strip(),
             "email": email,
             "roles": list(dict.fromkeys(roles)),
             "org_wide": org_wide,
             "created_at": now,
         }
-        user_id = int(conn.execute(sa.insert(U).returning(U.c.id), row).scalar_one())
+        conn.execute(sa.insert(U), row)
     return User(
-        id=user_id,
+        id=number,
         account=account,
         name=name.strip(),
         email=email,
@@ -100,11 +104,11 @@ def create_user(
 
 
 def get_user(tf: Tierflow, *, account: str, user_id: int) -> User:
-    """The user ``user_id`` of ``account``; another account's user is not found."""
+    """The user number ``user_id`` of ``account``; another account's user is not found."""
     account_id = tf.account_id(account)
     with tf.db.read() as conn:
         row = conn.execute(
-            sa.select(U).where(U.c.id == user_id, U.c.account_id == account_id)
+            sa.select(U).where(U.c.account_id == account_id, U.c.number == user_id)
         ).first()
     if row is None:
         raise NotFound("user", user_id)
@@ -115,7 +119,7 @@ def users(tf: Tierflow, *, account: str) -> list[User]:
     """Every user of ``account``, oldest first."""
     account_id = tf.account_id(account)
     with tf.db.read() as conn:
-        rows = conn.execute(sa.select(U).where(U.c.account_id == account_id).order_by(U.c.id))
+        rows = conn.execute(sa.select(U).where(U.c.account_id == account_id).order_by(U.c.number))
         return [_user(account, r) for r in rows]
 
 
@@ -127,10 +131,10 @@ def requester_for(tf: Tierflow, *, account: str, name: str, email: str) -> int:
     for _attempt in range(2):  # a concurrent request may create the same person first
         with tf.db.read() as conn:
             found = conn.execute(
-                sa.select(U.c.id).where(U.c.account_id == account_id, U.c.email == email)
+                sa.select(U.c.number).where(U.c.account_id == account_id, U.c.email == email)
             ).first()
         if found is not None:
-            return int(found.id)
+            return int(found.number)
         try:
             return create_user(tf, account=account, name=name, roles=["customer"], email=email).id
         except (AlreadyExists, sa.exc.IntegrityError):

@@ -11,7 +11,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.engine import RowMapping
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
 
 from .assignment import after_transition
 from .definition import Definition
@@ -30,6 +31,7 @@ __all__ = [
     "encode_cursor",
     "record_of",
     "state_of",
+    "take_number",
     "transition_event",
     "utcnow",
 ]
@@ -37,6 +39,25 @@ __all__ = [
 T = Ticket.__table__  # type: ignore[attr-defined]
 E = TicketEvent.__table__  # type: ignore[attr-defined]
 A = Account.__table__  # type: ignore[attr-defined]
+
+_TAKE = {
+    counter: sa.update(A)
+    .where(A.c.id == sa.bindparam("b_account"))
+    .values({counter: A.c[counter] + 1})
+    .returning(A.c[counter])
+    for counter in ("last_ticket_number", "last_user_number")
+}
+
+
+def take_number(conn: Connection, account_id: int, counter: str) -> int:
+    """The account's next ticket or user number (``counter``: ``last_ticket_number`` or
+    ``last_user_number``). The account's row stays locked until the caller's transaction
+    ends, so the account's creates take numbers one after the other - never the same, never
+    skipping one (a rolled-back create gives its number back) - and their primary keys in the
+    same order."""
+    return int(conn.execute(_TAKE[counter], {"b_account": account_id}).scalar_one())
+
+
 IDEM = IdempotencyRecord.__table__  # type: ignore[attr-defined]
 STATE_FIELDS = tuple(f.name for f in fields(TicketState) if f.name != "sla")
 

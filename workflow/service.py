@@ -57,6 +57,7 @@ from .records import (
     check_choice,
     record_of,
     state_of,
+    take_number,
     transition_event,
     utcnow,
 )
@@ -101,14 +102,6 @@ _LOAD_OWN = Prepared(
     )
 )
 """A requester's ticket: only if they requested it (workflow.access)."""
-_NEXT_NUMBER = (
-    sa.update(A)
-    .where(A.c.id == sa.bindparam("b_account"))
-    .values(last_ticket_number=A.c.last_ticket_number + 1)
-    .returning(A.c.last_ticket_number)
-)
-"""The account's next ticket number. The row stays locked until the create commits, so the
-account's creates take numbers one after the other (and their ids in the same order)."""
 _EVENT_KEYS = tuple(c.key for c in E.columns if not c.primary_key)  # what each event row gives
 _INSERT_EVENT = Prepared(sa.insert(E), keys=_EVENT_KEYS)
 
@@ -366,10 +359,9 @@ class Tierflow:
                 done = self._idempotent(conn, account_id, idempotency)
                 if done is not None:
                     return self._view_at(conn, account, done[0], done[1])
-            number = conn.execute(_NEXT_NUMBER, {"b_account": account_id}).scalar_one()
             row = {
                 "account_id": account_id,
-                "number": int(number),
+                "number": take_number(conn, account_id, "last_ticket_number"),
                 "workflow": definition.name,
                 "definition_hash": definition.hash,
                 "subject": subject.strip(),

@@ -16,12 +16,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from .definition import Definition
 from .sla import SlaFields, sla_fields
 
-__all__ = ["EVENT_KINDS", "EventRecord", "Resolve", "TicketState", "apply", "fold", "replay"]
+__all__ = [
+    "EVENT_KINDS",
+    "TICKET_FIELDS",
+    "EventRecord",
+    "Resolve",
+    "TicketFields",
+    "TicketState",
+    "apply",
+    "created_fields",
+    "fold",
+    "replay",
+    "updates",
+]
 
 EVENT_KINDS = (
     "created",
@@ -80,12 +92,38 @@ class TicketState:
 
     def as_columns(self) -> dict[str, Any]:
         """Flat column values (the SLA fields spread out)."""
-        out = {name: getattr(self, name) for name in _COLUMN_FIELDS}
+        out = {name: getattr(self, name) for name in TICKET_FIELDS}
         out.update(self.sla.as_columns())
         return out
 
 
-_COLUMN_FIELDS = tuple(f.name for f in fields(TicketState) if f.name != "sla")
+TICKET_FIELDS = tuple(f.name for f in fields(TicketState) if f.name != "sla")
+"""The fields of :class:`TicketState` but its clocks."""
+
+
+class TicketFields(Protocol):
+    """What :func:`updates` reads of the ticket before an event."""
+
+    @property
+    def version(self) -> int: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def complexity(self) -> str | None: ...
+    @property
+    def urgency(self) -> str | None: ...
+    @property
+    def playbook_position(self) -> int: ...
+    @property
+    def received_at(self) -> datetime: ...
+    @property
+    def state_entered_at(self) -> datetime: ...
+    @property
+    def first_response_at(self) -> datetime | None: ...
+    @property
+    def resolved_at(self) -> datetime | None: ...
 
 
 def apply(
@@ -104,38 +142,59 @@ def apply(
     if event.kind == "created":
         if ticket is not None:
             raise ValueError("'created' must be the first event")
-        c = event.changes
-        complexity, urgency = c.get("complexity"), c.get("urgency")
-        state = definition.spec.initial
-        new = TicketState(
-            kind=c["kind"],
-            category=c["category"],
-            channel=c["channel"],
-            complexity=complexity,
-            urgency=urgency,
-            priority=definition.priority(complexity, urgency),
-            state=state,
-            level=definition.level_of(state),
-            previous_state=None,
-            playbook_position=0,
-            outcome=None,
-            received_at=_instant(c["received_at"]),
-            state_entered_at=event.at,
-            first_response_at=None,
-            resolved_at=None,
-            version=1,
-            sla=SlaFields.EMPTY,
-        )
+        new = TicketState(**created_fields(definition, event), sla=SlaFields.EMPTY)
         return replace(new, sla=sla_fields(definition, new, None, event, summary=summary))
     if ticket is None:
         raise ValueError(f"{event.kind!r} event before 'created'")
+    new = replace(ticket, **updates(definition, ticket, event, before=before))
+    # the clocks read the new fields; ``new`` is not seen by anyone yet, so its clocks are set
+    # in place instead of by a second ``replace`` (which costs as much as the rest of a fold)
+    clocks = sla_fields(definition, new, ticket, event, before=before, summary=summary)
+    object.__setattr__(new, "sla", clocks)
+    return new
 
-    updates: dict[str, Any] = {"version": ticket.version + 1}
+
+def created_fields(definition: Definition, event: EventRecord) -> dict[str, Any]:
+    """Every field but the clocks of the ticket a ``created`` event makes (see :func:`apply`)."""
+    c = event.changes
+    complexity, urgency = c.get("complexity"), c.get("urgency")
+    state = definition.spec.initial
+    return {
+        "kind": c["kind"],
+        "category": c["category"],
+        "channel": c["channel"],
+        "complexity": complexity,
+        "urgency": urgency,
+        "priority": definition.priority(complexity, urgency),
+        "state": state,
+        "level": definition.level_of(state),
+        "previous_state": None,
+        "playbook_position": 0,
+        "outcome": None,
+        "received_at": _instant(c["received_at"]),
+        "state_entered_at": event.at,
+        "first_response_at": None,
+        "resolved_at": None,
+        "version": 1,
+    }
+
+
+def updates(
+    definition: Definition,
+    ticket: TicketFields,
+    event: EventRecord,
+    *,
+    before: Definition | None = None,
+) -> dict[str, Any]:
+    """The fields (not the clocks) that any event but ``created`` changes, with their new
+    values (see :func:`apply`). ``ticket``: the ticket before - a :class:`TicketState` or any
+    object with its fields (the what-if replay keeps them on a mutable record)."""
+    out: dict[str, Any] = {"version": ticket.version + 1}
     if event.kind == "transition":
         assert event.to_state is not None
         into_done = definition.group_of(event.to_state) == "done"
         was_done = definition.group_of(ticket.state) == "done"
-        updates.update(
+        out.update(
             state=event.to_state,
             level=definition.level_of(event.to_state),
             previous_state=ticket.state,
@@ -143,17 +202,17 @@ def apply(
             # resolved when entering the done group; kept by close; cleared by reopen
             resolved_at=(ticket.resolved_at if was_done else event.at) if into_done else None,
         )
-        updates.update(event.changes)
+        out.update(event.changes)
     elif event.kind == "field_update":
-        updates.update(event.changes)
+        out.update(event.changes)
         if "category" in event.changes and event.changes["category"] != ticket.category:
-            updates["playbook_position"] = 0
+            out["playbook_position"] = 0
         if "complexity" in event.changes or "urgency" in event.changes:
-            updates["priority"] = definition.priority(
-                updates.get("complexity", ticket.complexity), updates.get("urgency", ticket.urgency)
+            out["priority"] = definition.priority(
+                out.get("complexity", ticket.complexity), out.get("urgency", ticket.urgency)
             )
     elif event.kind == "playbook_step":
-        updates["playbook_position"] = ticket.playbook_position + 1
+        out["playbook_position"] = ticket.playbook_position + 1
     elif event.kind == "migrated":
         if before is None:
             raise ValueError("a 'migrated' event needs the version it leaves (before=)")
@@ -161,26 +220,21 @@ def apply(
         into_done = definition.group_of(event.to_state) == "done"
         was_done = before.group_of(ticket.state) == "done"
         moved = event.to_state != ticket.state
-        updates.update(
+        out.update(
             state=event.to_state,
             level=definition.level_of(event.to_state),
             state_entered_at=event.at if moved else ticket.state_entered_at,
             resolved_at=(ticket.resolved_at if was_done else event.at) if into_done else None,
             priority=definition.priority(ticket.complexity, ticket.urgency),
         )
-        updates.update(event.changes)  # previous_state, mapped onto the new version
+        out.update(event.changes)  # previous_state, mapped onto the new version
     elif event.kind == "assigned":
-        updates.update(event.changes)
+        out.update(event.changes)
     elif event.kind not in ("response", "sla_breached", "comment"):
         raise ValueError(f"unknown event kind {event.kind!r}")
     if event.response and ticket.first_response_at is None:
-        updates["first_response_at"] = event.at
-    new = replace(ticket, **updates)
-    # the clocks read the new fields; ``new`` is not seen by anyone yet, so its clocks are set
-    # in place instead of by a second ``replace`` (which costs as much as the rest of a fold)
-    clocks = sla_fields(definition, new, ticket, event, before=before, summary=summary)
-    object.__setattr__(new, "sla", clocks)
-    return new
+        out["first_response_at"] = event.at
+    return out
 
 
 def replay(

@@ -29,9 +29,11 @@ added to the accumulated time) at every pause, stop and target change.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 if TYPE_CHECKING:
     from .definition import Definition
@@ -39,9 +41,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AT_RISK_FRACTION",
+    "ClockInputs",
     "ClockState",
     "SlaFields",
     "clock_report",
+    "clocks_after",
     "due_breaches",
     "sla_fields",
 ]
@@ -135,11 +139,41 @@ def _target(definition: Definition, name: str, priority: str | None) -> int | No
     return None if value is None else round(value * 3600)
 
 
-def _stopped(definition: Definition, name: str, t: TicketState) -> bool:
-    stop = definition.spec.sla[name].stop
-    if stop == "first_response":
-        return t.first_response_at is not None
-    return definition.group_of(t.state) == "done"
+class _Clock:
+    """One clock of a definition, looked up once: its stop condition, its pause states and its
+    target (business seconds) for each priority met so far."""
+
+    __slots__ = ("by_response", "name", "pause_in", "targets")
+
+    def __init__(self, definition: Definition, name: str) -> None:
+        spec = definition.spec.sla[name]
+        self.name = name
+        self.by_response = spec.stop == "first_response"
+        self.pause_in = frozenset(spec.pause_in)
+        self.targets: dict[str | None, int | None] = {}
+
+
+_CLOCKS: weakref.WeakKeyDictionary[Definition, tuple[_Clock, ...]] = weakref.WeakKeyDictionary()
+
+
+def _clocks_of(definition: Definition) -> tuple[_Clock, ...]:
+    found = _CLOCKS.get(definition)
+    if found is None:
+        found = _CLOCKS[definition] = tuple(_Clock(definition, n) for n in definition.spec.sla)
+    return found
+
+
+class ClockInputs(Protocol):
+    """What the clocks read of a ticket (after the event)."""
+
+    @property
+    def priority(self) -> str | None: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def first_response_at(self) -> datetime | None: ...
+    @property
+    def received_at(self) -> datetime: ...
 
 
 def sla_fields(
@@ -155,19 +189,49 @@ def sla_fields(
     ``before``: the version a ``migrated`` event leaves (``definition`` is the one it enters).
     ``summary=False`` leaves the per-ticket columns (earliest due, at-risk, breach) empty: for a
     reader that needs the clocks only (what-if)."""
-    cal = definition.calendar
+    clocks = clocks_after(
+        definition, new, None if old is None else old.sla.clocks, event, before=before
+    )
+    if not summary:
+        return SlaFields(clocks, None, None, None)
+    return _summary(definition, clocks, event.at)
+
+
+def clocks_after(
+    definition: Definition,
+    new: ClockInputs,
+    old: Mapping[str, ClockState] | None,
+    event: EventRecord,
+    *,
+    before: Definition | None = None,
+) -> dict[str, ClockState]:
+    """Every clock of ``definition`` after ``event``: ``new`` is the ticket after it, ``old``
+    its clocks before (None at creation). The one fold of the clocks: :func:`sla_fields` (live
+    tickets) and the what-if replay both step them here."""
+    plan = _clocks_of(definition)
     clocks: dict[str, ClockState] = {}
-    for name, spec in definition.spec.sla.items():
-        target = _target(definition, name, new.priority)
-        stopped = _stopped(definition, name, new)
-        active = not stopped and new.state not in spec.pause_in
-        prev = old.sla.clocks.get(name) if old is not None else None
+    if not plan:
+        return clocks
+    cal = definition.calendar
+    at = event.at
+    done = definition.group_of(new.state) == "done"
+    responded = new.first_response_at is not None
+    priority = new.priority
+    for clock in plan:
+        name = clock.name
+        try:
+            target = clock.targets[priority]
+        except KeyError:
+            target = clock.targets[priority] = _target(definition, name, priority)
+        stopped = responded if clock.by_response else done
+        active = not stopped and new.state not in clock.pause_in
+        prev = old.get(name) if old is not None else None
         if before is not None and old is not None:
-            prev = _carried(before, prev, event.at)
+            prev = _carried(before, prev, at)
         if prev is None:  # the clock starts when the customer asked
             elapsed = _ZERO
             running_since: datetime | None = new.received_at if active else None
-            breached_at, recorded, stopped_at = None, False, (event.at if stopped else None)
+            breached_at, recorded, stopped_at = None, False, (at if stopped else None)
         else:
             elapsed, running_since = prev.elapsed, prev.running_since
             breached_at, recorded, stopped_at = (
@@ -179,11 +243,11 @@ def sla_fields(
             if running_since is not None and (not active or retargeted):
                 # close the running stretch at this event: when it stops, or when the target
                 # changes (a lowered target is then measured against the time used up to now)
-                elapsed += cal.between(running_since, event.at)
-                running_since = event.at if active else None
+                elapsed += cal.between(running_since, at)
+                running_since = at if active else None
             elif running_since is None and active:
-                running_since = event.at
-            stopped_at = (stopped_at or event.at) if stopped else None
+                running_since = at
+            stopped_at = (stopped_at or at) if stopped else None
             if event.kind == "sla_breached" and event.data.get("clock") == name:
                 recorded = True
                 breached_at = breached_at or prev.due_at
@@ -191,8 +255,8 @@ def sla_fields(
                 # the time used already reaches the target at this event: it was reached at
                 # the due instant the clock had, unless the target itself changed at this event
                 # (a raised priority), in which case at this very event - never earlier
-                if retargeted or prev.due_at is None or prev.due_at > event.at:
-                    breached_at = event.at
+                if retargeted or prev.due_at is None or prev.due_at > at:
+                    breached_at = at
                 else:
                     breached_at = prev.due_at
         due_at = None
@@ -203,8 +267,9 @@ def sla_fields(
                 prev is not None
                 and prev.due_at is not None
                 and prev.breached_at is None
-                and (prev.running_since, prev.elapsed, prev.target_s)
-                == (running_since, elapsed, target)
+                and prev.running_since == running_since
+                and prev.elapsed == elapsed
+                and prev.target_s == target
             ):
                 due_at = prev.due_at  # the same stretch, time used and target: the same instant
             else:
@@ -213,9 +278,7 @@ def sla_fields(
         clocks[name] = ClockState(
             target, elapsed, running_since, stopped_at, due_at, breached_at, recorded
         )
-    if not summary:
-        return SlaFields(clocks, None, None, None)
-    return _summary(definition, clocks, event.at)
+    return clocks
 
 
 _FRESH = ClockState(None, _ZERO, None, None, None, None)

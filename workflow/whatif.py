@@ -20,10 +20,11 @@ clocks decide when it would have breached. A ticket whose history the candidate 
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -33,11 +34,12 @@ import sqlalchemy as sa
 from .definition import Definition
 from .errors import Forbidden, InputError
 from .guards import GuardContext
-from .history import EventRecord, TicketState, apply
+from .history import TICKET_FIELDS, EventRecord, TicketState, created_fields, updates
 from .machine import ADMIN, machine_for
 from .migrate import MIGRATORS
-from .records import E, T, state_of
-from .sla import clock_report
+from .prepared import Prepared
+from .records import E, T
+from .sla import ClockState, SlaFields, clock_report, clocks_after
 
 if TYPE_CHECKING:
     from .service import Tierflow
@@ -92,9 +94,15 @@ class Side:
             statistics.median(self.first_response_seconds) if self.first_response_seconds else None
         )
 
-    def count(self, definition: Definition, ticket: TicketState, now: datetime) -> None:
+    def count(
+        self,
+        definition: Definition,
+        clocks: Mapping[str, ClockState],
+        priority: str | None,
+        now: datetime,
+    ) -> None:
         self.tickets += 1
-        for name, clock in ticket.sla.clocks.items():
+        for name, clock in clocks.items():
             spec = definition.spec.sla.get(name)
             if spec is None:
                 continue
@@ -106,7 +114,7 @@ class Side:
                 tally.met += 1
             elif status == "breached":
                 tally.breached += 1
-                self.breaches_by_priority[ticket.priority or "unset"] += 1
+                self.breaches_by_priority[priority or "unset"] += 1
             else:
                 tally.open += 1
             if spec.stop == "first_response" and clock.stopped_at is not None:
@@ -198,33 +206,61 @@ def what_if(
     refused: list[Refusal] = []
     total = 0
     seen_versions: dict[str, None] = {}
-    for rows, events in _batches(tf, account_id, candidate.name, since, until):
-        for row in rows:
-            d = tf.registry.by_hash(row["definition_hash"])
-            seen_versions.setdefault(f"{d.version} #{d.hash}")
-            current.count(d, state_of(row), now)
-            out: list[Refusal] = []
-            try:
-                ticket = _replay(candidate, row["number"], events[row["id"]], out)
-            except (KeyError, ValueError) as exc:
-                cand.not_replayed.append({"ticket": row["number"], "message": _why(exc, candidate)})
-            else:
-                cand.count(candidate, ticket, now)
-            total += len(out)
-            refused.extend(out[: max(0, MAX_REFUSALS - len(refused))])
+    for row, replayed in _replayed(tf, account_id, candidate, since, until):
+        d = tf.registry.by_hash(row.definition_hash)
+        seen_versions.setdefault(f"{d.version} #{d.hash}")
+        current.count(d, row.clocks, row.priority, now)
+        if isinstance(replayed.outcome, Exception):
+            cand.not_replayed.append(
+                {"ticket": row.id, "message": _why(replayed.outcome, candidate)}
+            )
+        else:
+            cand.count(candidate, replayed.outcome, replayed.priority, now)
+        total += len(replayed.refused)
+        refused.extend(replayed.refused[: max(0, MAX_REFUSALS - len(refused))])
     current.versions = list(seen_versions)
     return WhatIf(account, candidate.name, since, until, now, current, cand, refused, total)
 
 
 @dataclass(frozen=True, slots=True)
-class _Event:
-    record: EventRecord
-    seq: int
-    role: str | None
-    note: str | None
+class Row:
+    """A ticket as it happened: the version it runs on, its stored clocks and priority."""
+
+    id: int
+    definition_hash: str
+    priority: str | None
+    clocks: dict[str, ClockState]
 
 
-_EVENTS = (
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """A ticket's history replayed through the candidate: its clocks (or why the candidate
+    cannot follow the history), its priority, and the events the candidate would refuse."""
+
+    outcome: dict[str, ClockState] | Exception
+    priority: str | None
+    refused: list[Refusal]
+
+
+_IDS = Prepared(
+    sa.select(T.c.id)
+    .where(
+        T.c.account_id == sa.bindparam("account_id"),
+        T.c.workflow == sa.bindparam("workflow"),
+        T.c.received_at >= sa.bindparam("since", type_=T.c.received_at.type),
+        T.c.received_at < sa.bindparam("until", type_=T.c.received_at.type),
+    )
+    .order_by(T.c.id)
+)
+# A batch is read by id range (the primary keys' order, no sort) and the rows of other tickets
+# in that range dropped: filtering by account in SQL lets SQLite pick the account's index and
+# sort all its tickets for every batch.
+_TICKETS = Prepared(
+    sa.select(T.c.id, T.c.definition_hash, T.c.priority, T.c.sla_state)
+    .where(T.c.id >= sa.bindparam("first"), T.c.id <= sa.bindparam("last"))
+    .order_by(T.c.id)
+)
+_EVENTS = Prepared(
     sa.select(
         E.c.ticket_id,
         E.c.seq,
@@ -232,7 +268,7 @@ _EVENTS = (
         E.c.trigger,
         E.c.from_state,
         E.c.to_state,
-        # as text: most are '{}', decoded only when not
+        # as text: many are '{}', decoded only when not
         sa.cast(E.c.changes, sa.Text).label("changes"),
         sa.cast(E.c.data, sa.Text).label("data"),
         E.c.response,
@@ -240,8 +276,12 @@ _EVENTS = (
         E.c.note,
         E.c.at,
     )
-    # breaches recorded under the version that ran: the candidate's clocks decide its own
-    .where(E.c.ticket_id.in_(sa.bindparam("ids", expanding=True)), E.c.kind != "sla_breached")
+    .where(
+        E.c.ticket_id >= sa.bindparam("first"),
+        E.c.ticket_id <= sa.bindparam("last"),
+        # breaches recorded under the version that ran: the candidate's clocks decide its own
+        E.c.kind != sa.bindparam("skipped"),
+    )
     .order_by(E.c.ticket_id, E.c.seq)
 )
 
@@ -253,86 +293,171 @@ def _object(text: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _batches(
-    tf: Tierflow, account_id: int, workflow: str, since: datetime, until: datetime
-) -> Iterable[tuple[list[dict[str, Any]], dict[int, list[_Event]]]]:
-    last = 0
-    while True:
+def _rows(conn: sa.Connection, stmt: Prepared, values: Mapping[str, Any]) -> Sequence[Any]:
+    """Every row of ``stmt``, raw (the driver's values: no result processing), through
+    SQLAlchemy's driver-level execution."""
+    c = stmt.compiled(conn.dialect)
+    return conn.exec_driver_sql(c.sql, c.processed(values)).all()
+
+
+def _processor(stmt: Prepared, conn: sa.Connection, column: str) -> Callable[[Any], Any]:
+    found = dict(stmt.compiled(conn.dialect).result_at).get(column)
+    return found if found is not None else _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _replayed(
+    tf: Tierflow, account_id: int, candidate: Definition, since: datetime, until: datetime
+) -> Iterator[tuple[Row, Replayed]]:
+    """Each ticket of the window as it happened and replayed through ``candidate``, in id
+    order. Read in batches straight off the driver's rows (SQLAlchemy's row processing costs
+    more than the replay); the replay folds with :func:`workflow.history.updates` and
+    :func:`workflow.sla.clocks_after`, the steps of the live fold, on a mutable record."""
+    window = {"account_id": account_id, "workflow": candidate.name, "since": since, "until": until}
+    with tf.db.read() as conn:
+        ids = [r[0] for r in _rows(conn, _IDS, window)]
+    machine = machine_for(candidate)
+    for start in range(0, len(ids), BATCH):
+        batch = ids[start : start + BATCH]
+        wanted = set(batch)
+        values = {"first": batch[0], "last": batch[-1], "skipped": "sla_breached"}
         with tf.db.read() as conn:
-            rows = [
-                dict(r)
-                for r in conn.execute(
-                    sa.select(T)
-                    .where(
-                        T.c.account_id == account_id,
-                        T.c.workflow == workflow,
-                        T.c.received_at >= since,
-                        T.c.received_at < until,
-                        T.c.id > last,
-                    )
-                    .order_by(T.c.id)
-                    .limit(BATCH)
-                ).mappings()
-            ]
-            if not rows:
-                return
-            ids = [r["id"] for r in rows]
-            events: dict[int, list[_Event]] = {i: [] for i in ids}
-            for e in conn.execute(_EVENTS, {"ids": ids}):
-                record = EventRecord(
-                    kind=e.kind,
-                    at=e.at,
-                    trigger=e.trigger,
-                    from_state=e.from_state,
-                    to_state=e.to_state,
-                    changes=_object(e.changes),
-                    data=_object(e.data),
-                    response=bool(e.response),
-                )
-                events[e.ticket_id].append(_Event(record, e.seq, e.role, e.note))
-        yield rows, events
-        last = ids[-1]
+            tickets = [r for r in _rows(conn, _TICKETS, values) if r[0] in wanted]
+            events = [r for r in _rows(conn, _EVENTS, values) if r[0] in wanted]
+            sla_state = _processor(_TICKETS, conn, "sla_state")
+            instant = _processor(_EVENTS, conn, "at")
+        i, n = 0, len(events)
+        for ticket_id, definition_hash, priority, state in tickets:
+            stored = sla_state(state) or {}
+            row = Row(
+                ticket_id,
+                definition_hash,
+                priority,
+                {k: ClockState.from_json(v) for k, v in stored.items()},
+            )
+            j = i
+            while j < n and events[j][0] == ticket_id:
+                j += 1
+            yield row, _replay(candidate, machine, ticket_id, events[i:j], instant)
+            i = j
+
+
+class _Ticket:
+    """A ticket's fields (not its clocks) as the replay goes: changed in place."""
+
+    __slots__ = TICKET_FIELDS
+    kind: str
+    category: str
+    channel: str
+    complexity: str | None
+    urgency: str | None
+    priority: str | None
+    state: str
+    level: str | None
+    previous_state: str | None
+    playbook_position: int
+    outcome: str | None
+    received_at: datetime
+    state_entered_at: datetime
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    version: int
+    assignee_id: int | None
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.assignee_id = None
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    def state_with(self, clocks: dict[str, ClockState]) -> TicketState:
+        """The ticket as a :class:`TicketState` (what guards read), with these clocks."""
+        return TicketState(
+            **{name: getattr(self, name) for name in TICKET_FIELDS},
+            sla=SlaFields(clocks, None, None, None),
+        )
 
 
 def _replay(
-    candidate: Definition, ticket_id: int, events: list[_Event], refused: list[Refusal]
-) -> TicketState:
-    machine = machine_for(candidate)
-    ticket: TicketState | None = None
-    for e in events:
-        event = e.record
-        if event.kind == "transition" and ticket is not None:
-            for guard, message in _judge(candidate, machine, ticket, event, e.role, e.note):
-                refused.append(
-                    Refusal(
-                        ticket_id,
-                        e.seq,
-                        event.at,
-                        event.trigger or "",
-                        event.from_state,
-                        guard,
-                        message,
+    candidate: Definition,
+    machine: Any,
+    ticket_id: int,
+    rows: Sequence[Any],
+    instant: Callable[[Any], Any],
+) -> Replayed:
+    """One ticket's history through ``candidate``: what :func:`workflow.history.apply` folds
+    (with ``summary=False``), step by step, without a new frozen ticket per event."""
+    refused: list[Refusal] = []
+    ticket: _Ticket | None = None
+    clocks: dict[str, ClockState] = {}
+    try:
+        for (
+            _,
+            seq,
+            kind,
+            trigger,
+            from_state,
+            to_state,
+            changes,
+            data,
+            response,
+            role,
+            note,
+            at,
+        ) in rows:
+            event = EventRecord(
+                kind,
+                instant(at),
+                trigger,
+                from_state,
+                to_state,
+                _object(changes),
+                _object(data),
+                bool(response),
+            )
+            if kind == "created":
+                if ticket is not None:
+                    raise ValueError("'created' must be the first event")
+                ticket = _Ticket(created_fields(candidate, event))
+                clocks = clocks_after(candidate, ticket, None, event)
+                continue
+            if ticket is None:
+                raise ValueError(f"{kind!r} event before 'created'")
+            if kind == "transition":
+                view = functools.partial(ticket.state_with, clocks)
+                for guard, message in _judge(
+                    candidate, machine, ticket.state, view, event, role, note
+                ):
+                    refused.append(
+                        Refusal(ticket_id, seq, event.at, trigger or "", from_state, guard, message)
                     )
-                )
-        if event.kind == "migrated":  # a state change within the candidate
-            ticket = apply(candidate, ticket, event, before=candidate, summary=False)
-        else:
-            ticket = apply(candidate, ticket, event, summary=False)
-    if ticket is None:
-        raise ValueError("no events")
-    return ticket
+            # a migration is a state change within the candidate
+            before = candidate if kind == "migrated" else None
+            for name, value in updates(candidate, ticket, event, before=before).items():
+                setattr(ticket, name, value)
+            clocks = clocks_after(candidate, ticket, clocks, event, before=before)
+        if ticket is None:
+            raise ValueError("no events")
+    except (KeyError, ValueError) as exc:
+        return Replayed(exc, None, refused)
+    return Replayed(clocks, ticket.priority, refused)
 
 
 def _judge(
     candidate: Definition,
     machine: Any,
-    ticket: TicketState,
+    state: str,
+    view: Callable[[], TicketState],
     event: EventRecord,
     role: str | None,
     note: str | None,
 ) -> list[tuple[str, str]]:
-    """(guard, message) for each reason the candidate would have refused this transition."""
-    trigger, source = event.trigger or "", event.from_state or ticket.state
+    """(guard, message) for each reason the candidate would have refused this transition.
+    ``state``: the ticket's before it; ``view``: the ticket as guards see it (built only when
+    the transition has guards)."""
+    trigger, source = event.trigger or "", event.from_state or state
     t = candidate.by_state.get(source, {}).get(trigger)
     if t is None:
         return [
@@ -346,8 +471,9 @@ def _judge(
     if role not in _ANY_ROLE and role not in t.roles:
         allowed = ", ".join(sorted(t.roles))
         out.append(("role", f"role {role!r} may not fire {trigger!r} here (allowed: {allowed})"))
-    ctx = GuardContext(ticket, candidate, role, note, event.data, event.at)
-    out += [(r.guard, r.message) for r in machine.reasons(t, ctx)]
+    if t.guards:  # the ticket as guards see it, built only for a transition that has some
+        ctx = GuardContext(view(), candidate, role, note, event.data, event.at)
+        out += [(r.guard, r.message) for r in machine.reasons(t, ctx)]
     return out
 
 

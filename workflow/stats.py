@@ -80,7 +80,9 @@ def state_stats(
 
     Every state of the workflow's current definition is present (zeros when empty), plus any
     state only older versions have that still holds tickets. A stay is *completed* when a later
-    state-entering event (``created`` or ``transition``) of the same ticket ends it; the medians
+    state-entering event (``created``, ``transition``, or a ``migrated`` event whose state map
+    moved the ticket - one that left it in its state is not counted) of the same ticket ends
+    it; the medians
     look at the ``window`` most recent state-entering events of the account only (the stays they
     start, if completed), so a long history costs no more than a short one. Breached means
     ``sla_breached_at`` is set or ``sla_due_at`` has passed at ``tf.clock()``; both the live
@@ -108,7 +110,9 @@ def state_stats(
         .where(
             _E.c.account_id == account_id,
             _T.c.workflow == workflow,
-            _E.c.kind.in_(_ENTERING),
+            _E.c.kind.in_(_ENTERING)
+            # a migration that leaves the ticket in its state ends no stay (it did not leave)
+            & ((_E.c.kind != "migrated") | (_E.c.to_state != _E.c.from_state)),
         )
         .order_by(_E.c.id.desc())
         .limit(window)

@@ -251,7 +251,7 @@ def test_the_replay_equals_the_reference_fold_ticket_by_ticket(
             return _judge(*args)
 
         monkeypatch.setattr("workflow.whatif._judge", judge)
-        replayed = list(_replayed(tf, account_id, candidate, since, until))
+        replayed = list(_replayed(tf.db, candidate, ours))
         monkeypatch.setattr("workflow.whatif._judge", _judge)
         assert [row.id for row, _ in replayed] == ours, label
         refusals = not_followed = clocks = 0
@@ -286,3 +286,29 @@ def test_the_mutable_record_has_every_field_of_a_ticket() -> None:
     from workflow.whatif import _Ticket
 
     assert tuple(_Ticket.__annotations__) == TICKET_FIELDS == _Ticket.__slots__
+
+
+def test_parts_in_other_processes_answer_the_same(
+    tf: Tierflow,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A big window is split: parts replayed by other interpreters, merged in ticket order -
+    the same answer, to the refusals listed; a part another process fails is done here."""
+    _histories(tf, clock, 7)
+    since, until = START - timedelta(days=1), clock() + timedelta(days=1)
+    candidate = CANDIDATES["new york, targets, stricter triage"]
+    monkeypatch.setattr("workflow.whatif.MAX_REFUSALS", 3)  # the list is cut across parts
+    alone = what_if(tf, account=ACCOUNT, candidate=candidate, since=since, until=until)
+    assert alone.refused_total > 3
+    monkeypatch.setattr("workflow.whatif.PARALLEL_FROM", 1)
+    monkeypatch.setattr("workflow.whatif.os.cpu_count", lambda: 3)  # this one and two others
+    parts = what_if(tf, account=ACCOUNT, candidate=candidate, since=since, until=until)
+    assert not [r for r in caplog.records if "another process" in r.getMessage()]
+    assert parts.to_dict() == alone.to_dict()
+    monkeypatch.setattr("workflow.whatif.sys.executable", "/bin/false")
+    redone = what_if(tf, account=ACCOUNT, candidate=candidate, since=since, until=until)
+    assert redone.to_dict() == alone.to_dict()
+    failed = [r for r in caplog.records if "another process" in r.getMessage()]
+    assert len(failed) == 2

@@ -22,16 +22,24 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import os
+import pickle
 import statistics
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from .definition import Definition
+from .db import Database
+from .definition import Definition, parse_text
 from .errors import Forbidden, InputError
 from .guards import GuardContext
 from .history import TICKET_FIELDS, EventRecord, TicketState, created_fields, updates
@@ -39,6 +47,7 @@ from .machine import ADMIN, machine_for
 from .migrate import MIGRATORS
 from .prepared import Prepared
 from .records import E, T
+from .registry import DefinitionRegistry
 from .sla import ClockState, SlaFields, clock_report, clocks_after
 
 if TYPE_CHECKING:
@@ -46,10 +55,16 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_REFUSALS", "Attainment", "Refusal", "Side", "WhatIf", "what_if"]
 
+log = logging.getLogger(__name__)
+
 MAX_REFUSALS = 1000
 """The answer lists at most this many refused events (and counts them all)."""
 BATCH = 1000
 """Tickets read (with their events) per round trip."""
+PARALLEL_FROM = 20_000
+"""From this many tickets in the window, parts of it are replayed in other processes."""
+MAX_WORKERS = 4
+"""Processes at most (one per core, this one included)."""
 _ANY_ROLE = frozenset({ADMIN, "system"})
 """Roles of recorded events that any transition accepts (the platform admin, the background
 jobs)."""
@@ -201,14 +216,63 @@ def what_if(
         raise InputError("to", f"{until.isoformat()} is not after from ({since.isoformat()})")
     account_id = tf.account_id(account)
     now = tf.clock()
+    window = {"account_id": account_id, "workflow": candidate.name, "since": since, "until": until}
+    with tf.db.read() as conn:
+        ids = [r[0] for r in _rows(conn, _IDS, window)]
+    tallies = _tally_parts(tf, candidate, ids, now)
+    total = tallies[0]
+    for more in tallies[1:]:
+        total.add(more)
+    current, cand = total.current, total.candidate
+    current.versions = list(total.versions)
+    return WhatIf(
+        account, candidate.name, since, until, now, current, cand, total.refused, total.refusals
+    )
+
+
+@dataclass(slots=True)
+class _Tally:
+    """The answer for some of the window's tickets (a part: see :func:`_tally_parts`)."""
+
+    current: Side
+    candidate: Side
+    refused: list[Refusal]
+    """The first ``MAX_REFUSALS`` refused events, in ticket order."""
+    refusals: int = 0
+    versions: dict[str, None] = field(default_factory=dict)
+    """The versions the tickets ran on, in the order first met."""
+
+    def add(self, later: _Tally) -> None:
+        """Count ``later`` (the tickets after these) in: as if counted in one go."""
+        for mine, theirs in ((self.current, later.current), (self.candidate, later.candidate)):
+            mine.tickets += theirs.tickets
+            for a, b in (
+                (mine.first_response, theirs.first_response),
+                (mine.resolution, theirs.resolution),
+            ):
+                a.met, a.breached, a.open = a.met + b.met, a.breached + b.breached, a.open + b.open
+            mine.breaches_by_priority.update(theirs.breaches_by_priority)
+            mine.first_response_seconds += theirs.first_response_seconds
+            mine.not_replayed += theirs.not_replayed
+        self.refused += later.refused[: max(0, MAX_REFUSALS - len(self.refused))]
+        self.refusals += later.refusals
+        for v in later.versions:
+            self.versions.setdefault(v)
+
+
+def _tally(
+    db: Database,
+    by_hash: Callable[[str], Definition],
+    candidate: Definition,
+    ids: Sequence[int],
+    now: datetime,
+) -> _Tally:
     current = Side("as it happened", [])
     cand = Side("candidate", [f"{candidate.version} #{candidate.hash}"])
-    refused: list[Refusal] = []
-    total = 0
-    seen_versions: dict[str, None] = {}
-    for row, replayed in _replayed(tf, account_id, candidate, since, until):
-        d = tf.registry.by_hash(row.definition_hash)
-        seen_versions.setdefault(f"{d.version} #{d.hash}")
+    out = _Tally(current, cand, [])
+    for row, replayed in _replayed(db, candidate, ids):
+        d = by_hash(row.definition_hash)
+        out.versions.setdefault(f"{d.version} #{d.hash}")
         current.count(d, row.clocks, row.priority, now)
         if isinstance(replayed.outcome, Exception):
             cand.not_replayed.append(
@@ -216,10 +280,78 @@ def what_if(
             )
         else:
             cand.count(candidate, replayed.outcome, replayed.priority, now)
-        total += len(replayed.refused)
-        refused.extend(replayed.refused[: max(0, MAX_REFUSALS - len(refused))])
-    current.versions = list(seen_versions)
-    return WhatIf(account, candidate.name, since, until, now, current, cand, refused, total)
+        out.refusals += len(replayed.refused)
+        out.refused.extend(replayed.refused[: max(0, MAX_REFUSALS - len(out.refused))])
+    return out
+
+
+def _tally_parts(
+    tf: Tierflow, candidate: Definition, ids: list[int], now: datetime
+) -> list[_Tally]:
+    """The tallies of ``ids`` in order: on a big window, parts of it in other processes (one per
+    core, each a fresh interpreter reading the database itself: nothing of this process is
+    copied or run again there), and the first part here meanwhile. A part another process
+    could not do is done here."""
+    workers = min(os.cpu_count() or 1, MAX_WORKERS)
+    url = tf.db.url
+    if (
+        len(ids) < PARALLEL_FROM
+        or workers < 2
+        or candidate.source_text is None
+        or (tf.db.is_sqlite and sa.engine.make_url(url).database in (None, "", ":memory:"))
+    ):
+        return [_tally(tf.db, tf.registry.by_hash, candidate, ids, now)]
+    # the first part a little bigger: the others start a fresh interpreter first
+    first = len(ids) * (100 + 10 * (workers - 1)) // (100 * workers)
+    rest = ids[first:]
+    size = -(-len(rest) // (workers - 1))
+    parts = [rest[i : i + size] for i in range(0, len(rest), size)]
+    with ThreadPoolExecutor(len(parts)) as waiting:
+        futures = [
+            waiting.submit(_in_process, (url, candidate.source_text, candidate.hash, part, now))
+            for part in parts
+        ]
+        out = [_tally(tf.db, tf.registry.by_hash, candidate, ids[:first], now)]
+        for part, future in zip(parts, futures, strict=True):
+            try:
+                out.append(future.result())
+            except Exception:  # redone here: a real error surfaces from that
+                log.warning("what-if: a part failed in another process; done here", exc_info=True)
+                out.append(_tally(tf.db, tf.registry.by_hash, candidate, part, now))
+    return out
+
+
+def _in_process(args: tuple[Any, ...]) -> _Tally:
+    """``_tally_apart(*args)`` run by ``python -m workflow.whatif_part``."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-m", "workflow.whatif_part"],
+        input=pickle.dumps(args),
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.decode(errors="replace")[-2000:])
+    tally = pickle.loads(proc.stdout)
+    assert isinstance(tally, _Tally)
+    return tally
+
+
+def _tally_apart(url: str, source: str, expected: str, ids: list[int], now: datetime) -> _Tally:
+    """:func:`_tally` in another process: its own connection, the candidate parsed again from
+    its text (the same version, or no answer), the versions tickets ran on read by hash."""
+    candidate = parse_text(source, source="what-if candidate", check=False)
+    if candidate.hash != expected:
+        raise ValueError(f"the candidate parsed again is #{candidate.hash}, not #{expected}")
+    db = Database(url, pool_size=1)
+    try:
+        registry = DefinitionRegistry(db, lambda: now)
+        return _tally(db, registry.by_hash, candidate, ids, now)
+    finally:
+        db.dispose()
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,21 +442,18 @@ def _same(value: Any) -> Any:
 
 
 def _replayed(
-    tf: Tierflow, account_id: int, candidate: Definition, since: datetime, until: datetime
+    db: Database, candidate: Definition, ids: Sequence[int]
 ) -> Iterator[tuple[Row, Replayed]]:
-    """Each ticket of the window as it happened and replayed through ``candidate``, in id
-    order. Read in batches straight off the driver's rows (SQLAlchemy's row processing costs
-    more than the replay); the replay folds with :func:`workflow.history.updates` and
+    """Each ticket of ``ids`` (ascending) as it happened and replayed through ``candidate``.
+    Read in batches straight off the driver's rows (SQLAlchemy's row processing costs more
+    than the replay); the replay folds with :func:`workflow.history.updates` and
     :func:`workflow.sla.clocks_after`, the steps of the live fold, on a mutable record."""
-    window = {"account_id": account_id, "workflow": candidate.name, "since": since, "until": until}
-    with tf.db.read() as conn:
-        ids = [r[0] for r in _rows(conn, _IDS, window)]
     machine = machine_for(candidate)
     for start in range(0, len(ids), BATCH):
         batch = ids[start : start + BATCH]
         wanted = set(batch)
         values = {"first": batch[0], "last": batch[-1], "skipped": "sla_breached"}
-        with tf.db.read() as conn:
+        with db.read() as conn:
             tickets = [r for r in _rows(conn, _TICKETS, values) if r[0] in wanted]
             events = [r for r in _rows(conn, _EVENTS, values) if r[0] in wanted]
             sla_state = _processor(_TICKETS, conn, "sla_state")

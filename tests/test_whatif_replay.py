@@ -162,7 +162,7 @@ def _histories(tf: Tierflow, clock: FakeClock, seed: int) -> None:
 
 
 def _reference(
-    tf: Tierflow, candidate: Definition, ticket_id: int
+    tf: Tierflow, candidate: Definition, ticket_id: int, number: int
 ) -> tuple[Any, str | None, list[Refusal], list[TicketState]]:
     """What the what-if answered before its replay was rewritten: each event read through
     SQLAlchemy and folded by ``apply`` into a new frozen ticket."""
@@ -183,7 +183,7 @@ def _reference(
                 seen = ticket
                 views.append(seen)
                 refused += [
-                    Refusal(ticket_id, seq, event.at, event.trigger or "", event.from_state, g, m)
+                    Refusal(number, seq, event.at, event.trigger or "", event.from_state, g, m)
                     for g, m in _judge(
                         candidate,
                         machine,
@@ -211,7 +211,7 @@ def _stored(tf: Tierflow, ticket_id: int) -> Row:
     with tf.db.read() as conn:
         row = conn.execute(sa.select(T).where(T.c.id == ticket_id)).mappings().one()
     ticket = state_of(row)
-    return Row(ticket_id, row["definition_hash"], ticket.priority, ticket.sla.clocks)
+    return Row(ticket_id, row["number"], row["definition_hash"], ticket.priority, ticket.sla.clocks)
 
 
 def _outcome(replayed: Replayed) -> Any:
@@ -257,7 +257,9 @@ def test_the_replay_equals_the_reference_fold_ticket_by_ticket(
         refusals = not_followed = clocks = 0
         for row, fast in replayed:
             assert row == _stored(tf, row.id)
-            outcome, priority, refused, seen_by_guards = _reference(tf, candidate, row.id)
+            outcome, priority, refused, seen_by_guards = _reference(
+                tf, candidate, row.id, row.number
+            )
             assert views[: len(seen_by_guards)] == seen_by_guards
             del views[: len(seen_by_guards)]
             guards |= {r.guard for r in refused}

@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -151,6 +152,7 @@ class Side:
 @dataclass(frozen=True, slots=True)
 class Refusal:
     ticket_id: int
+    """The ticket's number (what its account calls it)."""
     seq: int
     at: datetime
     event: str
@@ -276,7 +278,7 @@ def _tally(
         current.count(d, row.clocks, row.priority, now)
         if isinstance(replayed.outcome, Exception):
             cand.not_replayed.append(
-                {"ticket": row.id, "message": _why(replayed.outcome, candidate)}
+                {"ticket": row.number, "message": _why(replayed.outcome, candidate)}
             )
         else:
             cand.count(candidate, replayed.outcome, replayed.priority, now)
@@ -359,6 +361,8 @@ class Row:
     """A ticket as it happened: the version it runs on, its stored clocks and priority."""
 
     id: int
+    number: int
+    """What its account calls it."""
     definition_hash: str
     priority: str | None
     clocks: dict[str, ClockState]
@@ -388,7 +392,7 @@ _IDS = Prepared(
 # in that range dropped: filtering by account in SQL lets SQLite pick the account's index and
 # sort all its tickets for every batch.
 _TICKETS = Prepared(
-    sa.select(T.c.id, T.c.definition_hash, T.c.priority, T.c.sla_state)
+    sa.select(T.c.id, T.c.number, T.c.definition_hash, T.c.priority, T.c.sla_state)
     .where(T.c.id >= sa.bindparam("first"), T.c.id <= sa.bindparam("last"))
     .order_by(T.c.id)
 )
@@ -418,11 +422,21 @@ _EVENTS = Prepared(
 )
 
 
-def _object(text: str | None) -> dict[str, Any]:
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _object(text: str | None) -> Mapping[str, Any]:
+    """A JSON column's object, read-only: most are ``{}``, many others repeat (the same
+    changes, the same data), so each text is decoded once and its object shared."""
     if not text or text == "{}":
-        return {}
+        return _EMPTY
+    return _decoded(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _decoded(text: str) -> Mapping[str, Any]:
     value = json.loads(text)
-    return value if isinstance(value, dict) else {}
+    return MappingProxyType(value) if isinstance(value, dict) else _EMPTY
 
 
 def _rows(conn: sa.Connection, stmt: Prepared, values: Mapping[str, Any]) -> Sequence[Any]:
@@ -459,10 +473,11 @@ def _replayed(
             sla_state = _processor(_TICKETS, conn, "sla_state")
             instant = _processor(_EVENTS, conn, "at")
         i, n = 0, len(events)
-        for ticket_id, definition_hash, priority, state in tickets:
+        for ticket_id, number, definition_hash, priority, state in tickets:
             stored = sla_state(state) or {}
             row = Row(
                 ticket_id,
+                number,
                 definition_hash,
                 priority,
                 {k: ClockState.from_json(v) for k, v in stored.items()},
@@ -470,7 +485,7 @@ def _replayed(
             j = i
             while j < n and events[j][0] == ticket_id:
                 j += 1
-            yield row, _replay(candidate, machine, ticket_id, events[i:j], instant)
+            yield row, _replay(candidate, machine, number, events[i:j], instant)
             i = j
 
 
@@ -512,7 +527,7 @@ class _Ticket:
 def _replay(
     candidate: Definition,
     machine: Any,
-    ticket_id: int,
+    number: int,
     rows: Sequence[Any],
     instant: Callable[[Any], Any],
 ) -> Replayed:
@@ -560,7 +575,7 @@ def _replay(
                     candidate, machine, ticket.state, view, event, role, note
                 ):
                     refused.append(
-                        Refusal(ticket_id, seq, event.at, trigger or "", from_state, guard, message)
+                        Refusal(number, seq, event.at, trigger or "", from_state, guard, message)
                     )
             # a migration is a state change within the candidate
             before = candidate if kind == "migrated" else None

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from workflow import InputError, NotFound, Tierflow, User
 from workflow.access import EVERYTHING, Viewer
 from workflow.models import AccountUser, ApiToken
+from workflow.records import take_number
 
 TOK = ApiToken.__table__  # type: ignore[attr-defined]
 USR = AccountUser.__table__  # type: ignore[attr-defined]
@@ -128,7 +129,8 @@ class TokenStore:
         email: str | None = None,
         expires_at: datetime | None = None,
     ) -> tuple[int, str, User | None]:
-        """A new token of ``account`` acting as ``role``; returns (id, the token, its user).
+        """A new token of ``account`` acting as ``role``; returns (its id - its number in the
+        account -, the token, its user).
 
         - ``user_id``: a token for that person (who must hold ``role``), labelled ``name``;
         - else ``role`` integration: an integration's token, the integration named ``name``;
@@ -182,7 +184,7 @@ class TokenStore:
             ).all()
         return [
             TokenInfo(
-                id=r.id,
+                id=r.number,
                 role=r.role,
                 name=r.name,
                 user=None if r.user_number is None else users.get(r.user_number),
@@ -195,20 +197,20 @@ class TokenStore:
         ]
 
     def revoke(self, *, account: str | None, token_id: int) -> None:
-        """Revoke a token of ``account`` (None: a platform designer token; again: nothing
-        changes). Every process refuses it within :data:`CACHE_SECONDS`."""
+        """Revoke token number ``token_id`` of ``account`` (None: a platform designer token;
+        again: nothing changes). Every process refuses it within :data:`CACHE_SECONDS`."""
         owned = self._owned_by(account)
         with self.tf.db.write() as conn:
             row = conn.execute(
-                sa.select(TOK.c.revoked_at).where(TOK.c.id == token_id, owned)
+                sa.select(TOK.c.id, TOK.c.revoked_at).where(TOK.c.number == token_id, owned)
             ).first()
             if row is None:
                 raise NotFound("token", token_id)
             if row.revoked_at is None:
                 conn.execute(
-                    sa.update(TOK).where(TOK.c.id == token_id).values(revoked_at=self.tf.clock())
+                    sa.update(TOK).where(TOK.c.id == row.id).values(revoked_at=self.tf.clock())
                 )
-        self._by_token = {t: p for t, p in self._by_token.items() if p[0].token_id != token_id}
+        self._by_token = {t: p for t, p in self._by_token.items() if p[0].token_id != row.id}
 
     def _owned_by(self, account: str | None) -> sa.ColumnElement[bool]:
         """The tokens of ``account``, or (None) the platform's own roles' (never the admin's)."""
@@ -236,8 +238,17 @@ class TokenStore:
         token: str,
         expires_at: datetime | None,
     ) -> int:
-        """A token row; ``user_id``: the number of a user of the account."""
+        """A token row; ``user_id``: the number of a user of the account. Returns the token's
+        number: the account's next, or (no account) the platform's next."""
         with self.tf.db.write() as conn:
+            if account_id is not None:
+                number = take_number(conn, account_id, "last_token_number")
+            else:  # the platform's tokens: few, issued by hand
+                self.tf.db.lock_in_transaction(conn, "tokens:platform")
+                top = conn.execute(
+                    sa.select(sa.func.max(TOK.c.number)).where(TOK.c.account_id.is_(None))
+                ).scalar()
+                number = int(top or 0) + 1
             key = None
             if user_id is not None:  # the user's primary key, which the token points at
                 key = conn.execute(
@@ -245,10 +256,11 @@ class TokenStore:
                         USR.c.account_id == account_id, USR.c.number == user_id
                     )
                 ).scalar_one()
-            res = conn.execute(
-                sa.insert(TOK).returning(TOK.c.id),
+            conn.execute(
+                sa.insert(TOK),
                 {
                     "account_id": account_id,
+                    "number": number,
                     "user_id": key,
                     "role": role,
                     "name": name,
@@ -257,7 +269,7 @@ class TokenStore:
                     "expires_at": expires_at,
                 },
             )
-            return int(res.scalar_one())
+            return number
 
     def resolve(self, token: str) -> Principal | None:
         known = self._by_token.get(token)

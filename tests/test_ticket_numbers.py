@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from alembic import command
 from fastapi.testclient import TestClient
 
+from api.tokens import TokenStore
 from tests.api_client import Api
 from tests.conftest import FakeClock
 from workflow import Idempotency, InputError, NotFound, Tierflow, outbox, schema
@@ -346,3 +347,69 @@ def _assigned(db: Database) -> list[int]:
             sa.text("SELECT changes FROM ticket_event WHERE kind = 'assigned' ORDER BY id")
         ).scalars()
         return [(json.loads(c) if isinstance(c, str) else c)["assignee_id"] for c in rows]
+
+
+# --- tokens ---------------------------------------------------------------------------------
+def test_api_token_ids_are_per_account(acme: Api, globex: Api) -> None:
+    c = acme.client
+    roles = len(acme.tokens) - 1  # (one token per role each, issued by the fixture; not admin)
+    for api in (acme, globex):
+        listed = c.get(api.url("/tokens"), headers=api.as_("supervisor")).json()
+        assert [t["id"] for t in listed] == list(range(1, roles + 1))
+    issued = {}
+    for api in (globex, acme):
+        r = c.post(
+            api.url("/tokens"),
+            json={"role": "integration", "name": f"widget of {api.account}"},
+            headers=api.as_("supervisor"),
+        )
+        assert r.status_code == 201
+        issued[api.account] = r.json()
+    assert issued["acme"]["id"] == issued["globex"]["id"] == roles + 1
+    widget = {"Authorization": f"Bearer {issued['globex']['token']}"}
+    r = c.delete(globex.url(f"/tokens/{roles + 1}"), headers=globex.as_("supervisor"))
+    assert r.status_code == 204
+    assert c.get(globex.url("/queue"), headers=widget).status_code == 401
+    acmes = {"Authorization": f"Bearer {issued['acme']['token']}"}
+    assert c.get(acme.url("/queue"), headers=acmes).status_code == 200  # acme's number 8 lives
+    r = c.delete(globex.url(f"/tokens/{roles + 2}"), headers=globex.as_("supervisor"))
+    assert r.status_code == 404
+    platform = [
+        c.post("/v1/tokens", json={"role": "designer", "name": n}, headers=acme.as_("admin"))
+        for n in ("Dora", "Dan")
+    ]
+    assert [p.json()["id"] for p in platform] == [1, 2]
+
+
+def test_migration_numbers_existing_tokens_in_id_order(db_url: str, clock: FakeClock) -> None:
+    tf = Tierflow(db_url, clock=clock)
+    for slug in ("acme", "globex"):
+        tf.create_account(slug=slug, name=slug.title())
+    store = TokenStore(tf, None)
+    issued = [
+        store.issue(account=acct, role="integration", name=f"{acct} {i}")[0]
+        for i, acct in enumerate(["acme", "globex", "globex", "acme", "globex"])
+    ]
+    assert issued == [1, 1, 2, 2, 3]
+    assert store.issue_platform(role="designer", name="Dora")[0] == 1
+    before = _tokens(tf.db)
+    tf.db.dispose()
+    db = Database(db_url)
+    _downgrade(db, "0015")
+    with db.engine.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("api_token")}
+    assert "number" not in columns
+    schema.upgrade(db)
+    assert _tokens(db) == before
+    db.dispose()
+    tf = Tierflow(db_url, clock=clock)
+    store = TokenStore(tf, None)
+    assert store.issue(account="globex", role="integration", name="next")[0] == 4
+    assert store.issue_platform(role="designer", name="Dan")[0] == 2
+    tf.db.dispose()
+
+
+def _tokens(db: Database) -> list[tuple[Any, ...]]:
+    with db.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT account_id, number, name FROM api_token ORDER BY id"))
+        return [tuple(r) for r in rows]

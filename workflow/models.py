@@ -80,6 +80,8 @@ class Account(SQLModel, table=True):
     transaction that creates a ticket, so its row lock orders the account's creates."""
     last_user_number: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     """The number the account's newest user got (``account_user.number``)."""
+    last_token_number: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    """The number the account's newest token got (``api_token.number``)."""
 
 
 class AccountUser(SQLModel, table=True):
@@ -272,10 +274,15 @@ class StateCount(SQLModel, table=True):
 
 class ApiToken(SQLModel, table=True):
     __tablename__ = "api_token"
+    __table_args__ = (sa.Index("uq_api_token_account_number", "account_id", "number", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
+    """Internal; the API's token id is ``number``."""
     account_id: int | None = Field(default=None, foreign_key="account.id", index=True)
-    """None for the platform admin's token."""
+    """None for the platform's tokens (the admin's, designers')."""
+    number: int
+    """The token's number within its account (1, 2, 3, ...), or among the platform's tokens:
+    the id the API shows."""
     user_id: int | None = Field(default=None, foreign_key="account_user.id", index=True)
     """The person the token acts for; None for an integration's token (and the admin's)."""
     role: str = Field(max_length=40)

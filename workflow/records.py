@@ -45,16 +45,16 @@ _TAKE = {
     .where(A.c.id == sa.bindparam("b_account"))
     .values({counter: A.c[counter] + 1})
     .returning(A.c[counter])
-    for counter in ("last_ticket_number", "last_user_number")
+    for counter in ("last_ticket_number", "last_user_number", "last_token_number")
 }
 
 
 def take_number(conn: Connection, account_id: int, counter: str) -> int:
-    """The account's next ticket or user number (``counter``: ``last_ticket_number`` or
-    ``last_user_number``). The account's row stays locked until the caller's transaction
-    ends, so the account's creates take numbers one after the other - never the same, never
-    skipping one (a rolled-back create gives its number back) - and their primary keys in the
-    same order."""
+    """The account's next ticket, user or token number (``counter``: ``last_ticket_number``,
+    ``last_user_number`` or ``last_token_number``). The account's row stays locked until the
+    caller's transaction ends, so the account's creates take numbers one after the other -
+    never the same, never skipping one (a rolled-back create gives its number back) - and
+    their primary keys in the same order."""
     return int(conn.execute(_TAKE[counter], {"b_account": account_id}).scalar_one())
 
 

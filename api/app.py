@@ -38,6 +38,7 @@ from .routes import (
 )
 from .settings import Settings
 from .tokens import TokenStore
+from .webhooks_http import HttpSender
 
 log = logging.getLogger("tierflow")
 UI = Path(__file__).parent / "ui"
@@ -210,11 +211,8 @@ def _dispatching(hooks: Webhooks, settings: Settings) -> Iterator[Dispatcher]:
     (and every ``webhooks_poll_seconds`` for the others'). On SQLite the dispatchers of
     several workers take turns through a file lock; on PostgreSQL they share the work."""
     engine = hooks.tf
-    dispatcher = Dispatcher(
-        hooks,
-        timeout=settings.webhooks_timeout_seconds,
-        observer=observability.observe_webhook,
-    )
+    sender = HttpSender(settings.webhooks_timeout_seconds)
+    dispatcher = Dispatcher(hooks, send=sender, observer=observability.observe_webhook)
     stop, wake = threading.Event(), threading.Event()
 
     def on_commit(*_: object) -> None:
@@ -237,3 +235,4 @@ def _dispatching(hooks: Webhooks, settings: Settings) -> Iterator[Dispatcher]:
         wake.set()
         thread.join(timeout=settings.webhooks_timeout_seconds + 5)
         dispatcher.close()
+        sender.close()

@@ -260,25 +260,30 @@ def _auto_close(args: argparse.Namespace) -> int:
 
 
 def _webhooks_dispatch(args: argparse.Namespace) -> int:
-    import threading
-
     from workflow.webhooks import Webhooks, load_key
     from workflow.webhooks_dispatch import Dispatcher
 
+    from . import observability, webhooks_process
     from .settings import Settings
+    from .webhooks_http import HttpSender
 
     settings = Settings()
     tf = _existing(args.database_url)
     key = load_key(tf.db.url, key=settings.webhooks_key, key_file=settings.webhooks_key_file)
     hooks = Webhooks(tf, key, allow_private=settings.webhooks_allow_private)
-    dispatcher = Dispatcher(hooks, timeout=settings.webhooks_timeout_seconds)
+    sender = HttpSender(settings.webhooks_timeout_seconds)
+    dispatcher = Dispatcher(hooks, send=sender, observer=observability.observe_webhook)
     try:
         if args.loop:
-            print(f"webhooks dispatch: {_redacted(tf.db.url)}: every {args.poll:g} s (Ctrl-C ends)")
-            try:
-                dispatcher.run_forever(threading.Event(), poll=args.poll)
-            except KeyboardInterrupt:
-                return 0
+            observability.configure_logging()
+            if not args.quiet:
+                print(
+                    f"webhooks dispatch: {_redacted(tf.db.url)}: woken by new events, "
+                    f"at least every {args.poll:g} s (Ctrl-C ends)",
+                    flush=True,
+                )
+            webhooks_process.loop(dispatcher, poll=args.poll, parent=args.parent_pid)
+            return 0
         total = done = 0
         while True:  # one pass, repeated while it finds work (a long backlog, a chain)
             r = dispatcher.run_once()
@@ -293,6 +298,7 @@ def _webhooks_dispatch(args: argparse.Namespace) -> int:
         return 0
     finally:
         dispatcher.close()
+        sender.close()
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -406,6 +412,9 @@ def parser() -> argparse.ArgumentParser:
     wd.add_argument(
         "--poll", type=float, default=1.0, help="seconds between idle passes with --loop"
     )
+    # serve's own dispatcher process: ends with serve, says nothing at start
+    wd.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    wd.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
     wd.set_defaults(func=_webhooks_dispatch)
 
     wf = sub.add_parser("workflows", help="workflow definitions published in the database")

@@ -11,6 +11,7 @@ import uvicorn
 from workflow import DefinitionError, Tierflow, schema
 from workflow.db import Database
 
+from . import webhooks_process
 from .demo import load_demo
 from .settings import Settings
 from .tokens import TokenStore
@@ -48,20 +49,29 @@ def serve(*, host: str, port: int, workers: int, demo: bool, database_url: str |
         else:
             print("tierflow: demo account 'demo' already present")
     engine.db.dispose()
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # every worker writes its metrics here; /metrics sums them
+    dispatching = settings.webhooks_dispatch  # in a process of its own (api/webhooks_process.py)
+    if (workers > 1 or dispatching) and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # every worker (and the dispatcher) writes its metrics here; /metrics sums them
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tierflow-metrics-")
+    dispatcher = None
+    if dispatching:
+        dispatcher = webhooks_process.start(poll=settings.webhooks_poll_seconds)
+    os.environ["TIERFLOW_WEBHOOKS_DISPATCH"] = "false"  # the workers leave it to that process
     print(
         f"tierflow: serving {settings.database_url} on http://{host}:{port} (docs: /docs)",
         flush=True,
     )
-    uvicorn.run(
-        "api.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_level="info",
-    )
+    try:
+        uvicorn.run(
+            "api.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            log_level="info",
+        )
+    finally:
+        if dispatcher is not None:
+            webhooks_process.stop(dispatcher, timeout=settings.webhooks_timeout_seconds + 5)
     return 0

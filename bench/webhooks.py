@@ -1,12 +1,14 @@
 """Webhooks: the delivery lag - from an event's unit of work to its receiver's 2xx - while the
 API takes the trigger load of the API section, and the outbox's cost to a trigger.
 
-* Lag: ``tierflow serve`` with its default settings (the dispatcher runs inside it), one
-  subscription to a receiver in this process (a threaded HTTP/1.1 server on 127.0.0.1 that
-  notes the wall-clock instant of each request and answers 204), the API section's load
-  generator and load for ``api_seconds`` after a warm-up; then the dispatcher is given up to
-  two minutes to catch up. Each event's lag is the receipt instant less the event's ``at``
-  (the unit's instant, taken just before its commit: the figure includes the commit).
+* Lag: ``tierflow serve`` with its default settings - its dispatcher is a process of its own
+  beside the workers (``api/webhooks_process.py``) - one subscription to a receiver in this
+  process (a threaded HTTP/1.1 server on 127.0.0.1 that notes the wall-clock instant of each
+  request and answers 204), the API section's load generator and load for ``api_seconds``
+  after a warm-up; then the dispatcher is given up to two minutes to catch up. Each event's lag
+  is the receipt instant less the event's ``at`` (the unit's instant, taken just before its
+  commit: the figure includes the commit). SQLite with 1 worker, PostgreSQL with 2 (as the API
+  section runs them).
 * Outbox cost: ``Tierflow.fire`` in-process with the outbox as it is, and with the unit's
   outbox statement removed (``Tierflow._send`` replaced by a no-op on that engine), the two
   alternated repeat by repeat on the same database and tickets (the machine's drift hits both).
@@ -15,9 +17,6 @@ API takes the trigger load of the API section, and the outbox's cost to a trigge
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import threading
 import time
 from datetime import datetime
@@ -28,12 +27,21 @@ import httpx
 import sqlalchemy as sa
 
 from .api import ACCOUNT, _tierflow_env, load, read_states, setup_over_http
-from .common import ADMIN_TOKEN, PYTHON, Config, Server, free_port, median, percentile, row
+from .common import (
+    ADMIN_TOKEN,
+    PYTHON,
+    Config,
+    Server,
+    free_port,
+    median,
+    percentile,
+    pg_available,
+    pg_database,
+    row,
+)
 from .common import section as make_section
-from .engine import CYCLE, _engine, ticket_pool
+from .engine import _engine, fire_rounds, ticket_pool
 
-DISPATCH = [PYTHON, "-m", "api.cli"]
-LOOP = ["webhooks", "dispatch", "--loop", "--poll", "0.2"]
 WEBHOOK_ENV = {
     "TIERFLOW_WEBHOOKS_ALLOW_PRIVATE": "true",  # the receiver is on 127.0.0.1
     "TIERFLOW_WEBHOOKS_KEY": "bench-webhooks-key-0123456789abcdefghij",
@@ -92,32 +100,17 @@ def _outbox_count(url: str, after: int) -> int:
         eng.dispose()
 
 
-def delivery_lag(cfg: Config, *, own_process: bool = False) -> dict[str, Any]:
-    """The lag with the dispatcher inside ``serve`` (default), or - ``own_process`` - in a
-    ``tierflow webhooks dispatch --loop --poll 0.2`` process beside a ``serve`` that has
-    ``TIERFLOW_WEBHOOKS_DISPATCH=false``."""
-    url = f"sqlite:///{cfg.workdir}/webhooks.db"
-    for f in cfg.workdir.glob("webhooks.db*"):
-        f.unlink()
+def delivery_lag(cfg: Config, url: str, *, workers: int = 1, tag: str = "sqlite") -> dict[str, Any]:
+    """The lag under load with ``tierflow serve --workers N`` as it is by default."""
     port = free_port()
     argv = [PYTHON, "-m", "api.cli", "--database-url", url, "serve", "--port", str(port)]
+    argv += ["--workers", str(workers)]
     env = {**_tierflow_env(url), **WEBHOOK_ENV}
-    if own_process:
-        env["TIERFLOW_WEBHOOKS_DISPATCH"] = "false"
     rx = _Receiver()
-    dispatcher = None
     try:
         with Server(
-            argv, port=port, env=env, log=cfg.workdir / "webhooks.log", health="/healthz"
+            argv, port=port, env=env, log=cfg.workdir / f"webhooks_{tag}.log", health="/healthz"
         ) as srv:
-            if own_process:
-                dispatcher = subprocess.Popen(
-                    [*DISPATCH, "--database-url", url, *LOOP],
-                    env={**os.environ, **env},
-                    stdout=subprocess.DEVNULL,
-                    stderr=(cfg.workdir / "dispatch.log").open("w"),
-                    cwd=cfg.workdir,
-                )
             tokens, ids = setup_over_http(srv.base, cfg.api_tickets)
             admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
             r = httpx.post(
@@ -138,19 +131,13 @@ def delivery_lag(cfg: Config, *, own_process: bool = False) -> dict[str, Any]:
                 warmup=cfg.api_warmup_seconds,
             )
             load_end = time.time()
+            read_states(url, ids)  # the requests still in flight are done
             want = _outbox_count(url, before)
             deadline = time.monotonic() + 120
             while len(rx.got) < want and time.monotonic() < deadline:
                 time.sleep(0.05)
             caught_up = time.time()
     finally:
-        if dispatcher is not None:
-            dispatcher.send_signal(signal.SIGINT)
-            try:
-                dispatcher.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                dispatcher.kill()
-                dispatcher.wait(timeout=10)
         rx.close()
     with rx.lock:
         got = list(rx.got)
@@ -172,6 +159,18 @@ def delivery_lag(cfg: Config, *, own_process: bool = False) -> dict[str, Any]:
     }
 
 
+def sqlite_lag(cfg: Config) -> dict[str, Any]:
+    url = f"sqlite:///{cfg.workdir}/webhooks.db"
+    for f in cfg.workdir.glob("webhooks.db*"):
+        f.unlink()
+    return delivery_lag(cfg, url)
+
+
+def pg_lag(cfg: Config) -> dict[str, Any]:
+    with pg_database("webhooks") as (url, _info):
+        return delivery_lag(cfg, url, workers=2, tag="pg")
+
+
 def outbox_cost(cfg: Config) -> dict[str, Any]:
     tf = _engine(str(cfg.workdir / "outbox.db"))
     ids = ticket_pool(tf, cfg.engine_tickets)
@@ -180,17 +179,7 @@ def outbox_cost(cfg: Config) -> dict[str, Any]:
 
     def timed() -> float:
         t0 = time.perf_counter()
-        for _ in range(rounds):
-            for trigger, role, note in CYCLE:
-                for tid in ids:
-                    tf.fire(
-                        account=ACCOUNT,
-                        ticket_id=tid,
-                        trigger=trigger,
-                        role=role,
-                        note=note,
-                        actor=role,
-                    )
+        fire_rounds(tf, ids, rounds)
         return (time.perf_counter() - t0) / fires * 1e6
 
     with_us: list[float] = []
@@ -210,51 +199,38 @@ def outbox_cost(cfg: Config) -> dict[str, Any]:
     }
 
 
-def run(cfg: Config) -> dict[str, Any]:
-    lag = delivery_lag(cfg)
-    apart = delivery_lag(cfg, own_process=True)
-    cost = outbox_cost(cfg)
-    extra = cost["with_us"] / cost["without_us"] - 1
-    rows = [
+def _lag_rows(name: str, lag: dict[str, Any]) -> list[dict[str, Any]]:
+    order = ", in sequence order" if lag["in_order"] else ", NOT in order"
+    return [
         row(
-            "SQLite, 1 worker: delivery lag p50 (commit → receiver's 2xx)",
+            f"{name}: delivery lag p50 (commit → receiver's 2xx)",
             lag["p50_ms"],
             "ms",
             ratio=None,
-            note=f"{lag['delivered']} of {lag['events']} events delivered"
-            f"{', in sequence order' if lag['in_order'] else ', NOT in order'}",
+            note=f"{lag['delivered']} of {lag['events']} events delivered{order}; "
+            f"{lag['rps']:.0f} trigger POSTs/s meanwhile, {lag['errors']} errors",
         ),
         row(
-            "SQLite, 1 worker: delivery lag p99",
+            f"{name}: delivery lag p99",
             lag["p99_ms"],
             "ms",
             ratio=None,
-            note=f"max {lag['max_ms']:,.0f} ms; of the deliveries made while the load ran: "
-            f"p50 {lag['during_p50_ms']:,.0f} ms, p99 {lag['during_p99_ms']:,.0f} ms",
+            note=f"max {lag['max_ms']:,.0f} ms; the receiver's last delivery "
+            f"{lag['catch_up_s']:.2f} s after the load ended",
         ),
-        row(
-            "… the receiver's last delivery after the load ended",
-            lag["catch_up_s"],
-            "s",
-            ratio=None,
-        ),
-        row(
-            "… trigger POSTs/s meanwhile (dispatcher busy)",
-            lag["rps"],
-            "req/s",
-            ratio=None,
-            note=f"{lag['errors']} errors; compare the API section's SQLite row",
-        ),
-        row(
-            "SQLite, dispatcher in its own process: delivery lag p50",
-            apart["p50_ms"],
-            "ms",
-            ratio=None,
-            note=f"p99 {apart['p99_ms']:,.0f} ms, max {apart['max_ms']:,.0f} ms; "
-            f"{apart['delivered']} of {apart['events']} delivered"
-            f"{', in sequence order' if apart['in_order'] else ', NOT in order'}; the last "
-            f"{apart['catch_up_s']:.2f} s after the load; {apart['rps']:.0f} trigger POSTs/s",
-        ),
+    ]
+
+
+def run(cfg: Config) -> dict[str, Any]:
+    rows = _lag_rows("SQLite, 1 worker", sqlite_lag(cfg))
+    why = pg_available()
+    if why is None:
+        rows += _lag_rows("PostgreSQL, 2 workers", pg_lag(cfg))
+    else:
+        rows.append(row("PostgreSQL, 2 workers: delivery lag", "not measured", note=why))
+    cost = outbox_cost(cfg)
+    extra = cost["with_us"] / cost["without_us"] - 1
+    rows.append(
         row(
             "Outbox cost to a fire (in-process)",
             extra * 100,
@@ -264,14 +240,15 @@ def run(cfg: Config) -> dict[str, Any]:
             met=extra < 0.10,
             note=f"{cost['with_us']:.0f} µs with, {cost['without_us']:.0f} µs without; "
             "paired repeats: " + ", ".join(f"{p * 100:+.0f} %" for p in cost["pairs"]),
-        ),
-    ]
+        )
+    )
     notes = [
-        "Lag: `tierflow serve` with default settings (one worker, SQLite, the dispatcher in "
-        "it, woken by its commits) and one subscription to a receiver on 127.0.0.1 in the "
-        "bench process (HTTP/1.1 keep-alive, answers 204); the API section's load for "
-        f"{cfg.api_seconds:g} s after a {cfg.api_warmup_seconds:g} s warm-up; each event's "
-        "lag is its receipt less its `at` (the unit's instant, just before its commit).",
+        "Lag: `tierflow serve` with default settings (SQLite: one worker; PostgreSQL: two; "
+        "the dispatcher a process of its own beside them) and one subscription to a receiver "
+        "on 127.0.0.1 in the bench process (HTTP/1.1 keep-alive, answers 204); the API "
+        f"section's load for {cfg.api_seconds:g} s after a {cfg.api_warmup_seconds:g} s "
+        "warm-up; each event's lag is its receipt less its `at` (the unit's instant, just "
+        "before its commit).",
         f"Outbox cost: `Tierflow.fire` round {cfg.engine_tickets} tickets, {cost['fires']} "
         "fires per repeat, with the outbox and with its statement removed, alternated.",
     ]

@@ -104,3 +104,13 @@ def acme(client: Any) -> Any:
     from tests.api_client import Api
 
     return Api(client, "acme")
+
+
+@pytest.fixture
+def send() -> Iterator[Any]:
+    """The webhook dispatcher's HTTP transport (``api.webhooks_http.HttpSender``), closed after."""
+    from api.webhooks_http import HttpSender
+
+    sender = HttpSender(timeout=2)
+    yield sender
+    sender.close()

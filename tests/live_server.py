@@ -14,9 +14,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -303,3 +304,56 @@ def history(base: str, seeded: Seeded, ticket_id: int, account: str = "acme") ->
     assert r.status_code == 200, r.text
     events: list[Any] = r.json()
     return events
+
+
+CLIENTS = 4
+CRASH_AFTER = 60
+""":func:`crash_mid_load` kills the server once this many triggers succeeded."""
+_ROLE = {"request_info": "l1_agent", "customer_replied": "customer"}
+
+
+def _load(base: str, seeded: Seeded, n: int, enough: threading.Event, oks: list[int]) -> None:
+    with httpx.Client(base_url=base, timeout=30) as c:
+        for i in range(5000):  # bounded; the kill ends it long before
+            tid = seeded.tickets[(n + i) % len(seeded.tickets)]
+            trigger = ("request_info", "customer_replied")[(n + i // 3) % 2]
+            body = {"note": "which username?"} if trigger == "request_info" else {}
+            try:
+                r = c.post(
+                    f"/v1/accounts/acme/tickets/{tid}/triggers/{trigger}",
+                    json=body,
+                    headers=seeded.as_(_ROLE[trigger]),
+                )
+            except httpx.TransportError:
+                return
+            if r.status_code == 200:
+                oks.append(tid)
+                if len(oks) >= CRASH_AFTER:
+                    enough.set()
+
+
+def crash_mid_load(
+    server: LiveServer, seeded: Seeded, *, also: Callable[[], bool] | None = None
+) -> None:
+    """Fire triggers at ``server`` from ``CLIENTS`` threads; once ``CRASH_AFTER`` of them
+    succeeded (and ``also()`` holds, within 60 s), SIGKILL the server mid-load; then start it
+    again."""
+    enough = threading.Event()
+    oks: list[int] = []
+    threads = [
+        threading.Thread(target=_load, args=(server.base, seeded, n, enough, oks))
+        for n in range(CLIENTS)
+    ]
+    for th in threads:
+        th.start()
+    try:
+        assert enough.wait(timeout=60), f"only {len(oks)} 200s in 60 s:\n{server.log()}"
+        deadline = time.monotonic() + 60
+        while also is not None and not also() and time.monotonic() < deadline:
+            time.sleep(0.02)  # bounded: the load goes on meanwhile
+        assert also is None or also(), f"not ready for the kill after 60 s:\n{server.log()}"
+    finally:
+        server.crash()
+        for th in threads:
+            th.join(timeout=60)
+    server.start()

@@ -4,7 +4,6 @@ change has exactly its outbox event (and no event exists without its change), th
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import httpx
@@ -13,31 +12,14 @@ import sqlalchemy as sa
 
 from workflow.records import E
 
-from .live_server import Seeded, backend_params, database_for, live_server, seed
-
-CLIENTS = 4
-CRASH_AFTER = 60
-ROLE = {"request_info": "l1_agent", "customer_replied": "customer"}
-
-
-def _load(base: str, seeded: Seeded, n: int, enough: threading.Event, oks: list[int]) -> None:
-    with httpx.Client(base_url=base, timeout=30) as c:
-        for i in range(5000):  # bounded; the kill ends it long before
-            tid = seeded.tickets[(n + i) % len(seeded.tickets)]
-            trigger = ("request_info", "customer_replied")[(n + i // 3) % 2]
-            body = {"note": "which username?"} if trigger == "request_info" else {}
-            try:
-                r = c.post(
-                    f"/v1/accounts/acme/tickets/{tid}/triggers/{trigger}",
-                    json=body,
-                    headers=seeded.as_(ROLE[trigger]),
-                )
-            except httpx.TransportError:
-                return
-            if r.status_code == 200:
-                oks.append(tid)
-                if len(oks) >= CRASH_AFTER:
-                    enough.set()
+from .live_server import (
+    CRASH_AFTER,
+    backend_params,
+    crash_mid_load,
+    database_for,
+    live_server,
+    seed,
+)
 
 
 @pytest.mark.parametrize("backend", backend_params())
@@ -50,21 +32,7 @@ def test_kill_9_leaves_no_committed_change_without_its_event(
         live_server(db_url, tmp_path, workers=workers) as server,
     ):
         seeded = seed(server.base, tickets=3)
-        enough = threading.Event()
-        oks: list[int] = []
-        threads = [
-            threading.Thread(target=_load, args=(server.base, seeded, n, enough, oks))
-            for n in range(CLIENTS)
-        ]
-        for th in threads:
-            th.start()
-        try:
-            assert enough.wait(timeout=60), f"only {len(oks)} 200s in 60 s:\n{server.log()}"
-        finally:
-            server.crash()
-            for th in threads:
-                th.join(timeout=60)
-        server.start()
+        crash_mid_load(server, seeded)
 
         engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
         with engine.connect() as conn:

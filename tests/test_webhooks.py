@@ -24,7 +24,7 @@ from workflow.webhooks import (
     load_key,
     secret_for,
 )
-from workflow.webhooks_dispatch import Dispatcher, Outcome, RetrySchedule
+from workflow.webhooks_dispatch import Dispatcher, Outcome, RetrySchedule, Send
 
 from .conftest import FakeClock
 from .scenarios import ACCOUNT, TECH, new_ticket
@@ -44,8 +44,8 @@ def outcomes() -> list[Outcome]:
 
 
 @pytest.fixture
-def dispatcher(hooks: Webhooks, outcomes: list[Outcome]) -> Iterator[Dispatcher]:
-    d = Dispatcher(hooks, timeout=2, rng=random.Random(16), observer=outcomes.append)
+def dispatcher(hooks: Webhooks, outcomes: list[Outcome], send: Send) -> Iterator[Dispatcher]:
+    d = Dispatcher(hooks, send=send, rng=random.Random(16), observer=outcomes.append)
     yield d
     d.close()
 
@@ -154,7 +154,7 @@ def test_a_receiver_down_for_a_minute_catches_up_in_order(
             clock.advance(seconds=5)
         log = {d.sequence: d for d in hooks.deliveries(account=ACCOUNT, subscription_id=sub.id)}
         assert log[1].attempts >= 3 and log[1].last_error is not None
-        assert "ConnectError" in log[1].last_error
+        assert log[1].last_error == "ConnectionRefusedError: [Errno 111] Connection refused"
         assert [log[s].attempts for s in range(2, 7)] == [0] * 5  # in order: they wait
         rx.start(port)  # back up
         _drain(dispatcher, clock, step=30, until=600)
@@ -286,7 +286,7 @@ def test_deleting_a_subscription_removes_it_and_its_log(
 
 
 def test_the_database_alone_cannot_sign(
-    tf: Tierflow, hooks: Webhooks, outcomes: list[Outcome]
+    tf: Tierflow, hooks: Webhooks, outcomes: list[Outcome], send: Send
 ) -> None:
     with receiver() as rx:
         sub, secret = hooks.create(account=ACCOUNT, url=rx.url)
@@ -299,7 +299,9 @@ def test_the_database_alone_cannot_sign(
         assert secret_for(KEY, row["secret_salt"]) == secret  # the key is needed ...
         assert secret_for(b"x" * 32, row["secret_salt"]) != secret  # ... and only it works
         # a dispatcher with another key refuses to send rather than sign wrongly
-        other = Dispatcher(Webhooks(tf, b"x" * 32, allow_private=True), observer=outcomes.append)
+        other = Dispatcher(
+            Webhooks(tf, b"x" * 32, allow_private=True), send=send, observer=outcomes.append
+        )
         try:
             _fire_some(tf, 1)
             other.run_once()
@@ -323,12 +325,12 @@ def test_the_key_file_is_made_once_private_and_reused(tmp_path: Path) -> None:
 
 
 def test_a_host_name_is_resolved_once_and_the_checked_address_is_connected_to(
-    tf: Tierflow, dispatcher: Dispatcher
+    tf: Tierflow, send: Send
 ) -> None:
     with receiver() as rx:
         names = {"hooks.receiver.test": ["127.0.0.1"]}
         hooks = Webhooks(tf, KEY, allow_private=True, resolver=lambda h, _p: names[h])
-        d = Dispatcher(hooks, rng=random.Random(1))
+        d = Dispatcher(hooks, send=send, rng=random.Random(1))
         try:
             sub, secret = hooks.create(
                 account=ACCOUNT, url=f"http://hooks.receiver.test:{rx.port}/in?x=1"
@@ -343,7 +345,9 @@ def test_a_host_name_is_resolved_once_and_the_checked_address_is_connected_to(
         assert sub.url.startswith("http://hooks.receiver.test")
 
 
-def test_two_dispatchers_never_make_the_same_attempt_twice(tf: Tierflow, db_url: str) -> None:
+def test_two_dispatchers_never_make_the_same_attempt_twice(
+    tf: Tierflow, db_url: str, send: Send
+) -> None:
     """Two dispatchers (each with its own engine, as two servers would have) race over three
     subscriptions: every event reaches every receiver exactly once, in order, and the log has
     exactly one attempt per request received. (PostgreSQL: row locks, SKIP LOCKED; SQLite:
@@ -356,7 +360,7 @@ def test_two_dispatchers_never_make_the_same_attempt_twice(tf: Tierflow, db_url:
             for i in range(3)
         ]
         engines = [Tierflow(db_url, clock=tf.clock, create_schema=False) for _ in range(2)]
-        dispatchers = [Dispatcher(Webhooks(e, KEY, allow_private=True)) for e in engines]
+        dispatchers = [Dispatcher(Webhooks(e, KEY, allow_private=True), send=send) for e in engines]
         done = threading.Event()
 
         def run(d: Dispatcher) -> None:

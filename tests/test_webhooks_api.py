@@ -19,7 +19,7 @@ from api.cli import main
 from api.settings import Settings
 from workflow import InputError, Tierflow
 from workflow.webhooks import Webhooks
-from workflow.webhooks_dispatch import Dispatcher
+from workflow.webhooks_dispatch import Dispatcher, Send
 from workflow.webhooks_urls import Refused, resolve
 
 from .api_client import ADMIN_TOKEN, Api
@@ -155,13 +155,17 @@ def test_patch_pauses_changes_and_delete_removes(api: Api) -> None:
     assert api.client.delete(api.url(f"/webhooks/{wid}"), headers=h).status_code == 404
 
 
-def test_the_delivery_log_and_redeliver_over_http(api: Api, tf: Tierflow) -> None:
+def test_the_delivery_log_and_redeliver_over_http(api: Api, tf: Tierflow, send: Send) -> None:
     h = api.as_("supervisor")
     with receiver(lambda _r: 410) as rx:
         r = api.client.post(api.url("/webhooks"), json={"url": rx.url}, headers=h)
         wid = r.json()["id"]
         api.create()
-        d = Dispatcher(api.client.app.state.webhooks, rng=random.Random(2))  # type: ignore[attr-defined]
+        d = Dispatcher(
+            api.client.app.state.webhooks,  # type: ignore[attr-defined]
+            send=send,
+            rng=random.Random(2),
+        )
         try:
             d.run_once()
             log = api.client.get(api.url(f"/webhooks/{wid}/deliveries"), headers=h).json()
@@ -326,7 +330,9 @@ def test_refusals_at_creation_name_the_url(tf: Tierflow) -> None:
         hooks.create(account="acme", url="http://localhost.example/")
 
 
-def test_a_name_that_turns_private_after_creation_is_not_delivered_to(tf: Tierflow) -> None:
+def test_a_name_that_turns_private_after_creation_is_not_delivered_to(
+    tf: Tierflow, send: Send
+) -> None:
     """DNS rebinding: public when checked at creation, loopback at delivery time. The
     dispatcher checks again and never connects."""
     with receiver() as rx:
@@ -337,7 +343,7 @@ def test_a_name_that_turns_private_after_creation_is_not_delivered_to(tf: Tierfl
         from .scenarios import TECH, new_ticket
 
         new_ticket(tf, TECH)
-        d = Dispatcher(hooks)
+        d = Dispatcher(hooks, send=send)
         try:
             d.run_once()
         finally:

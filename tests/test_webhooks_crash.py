@@ -6,7 +6,6 @@ may arrive twice, with the same webhook-ids and bodies."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 
@@ -16,8 +15,14 @@ import sqlalchemy as sa
 
 from workflow.webhooks_dispatch import RUN
 
-from .live_server import backend_params, database_for, live_server, seed
-from .test_outbox_crash import CLIENTS, CRASH_AFTER, _load
+from .live_server import (
+    CRASH_AFTER,
+    backend_params,
+    crash_mid_load,
+    database_for,
+    live_server,
+    seed,
+)
 from .webhook_receiver import receiver
 
 ENV = {
@@ -55,22 +60,8 @@ def test_kill_9_mid_load_delivers_every_committed_change_and_nothing_else(
         assert r.status_code == 201, r.text
         secret = r.json()["secret"]
         before = max(_outbox(db_url))  # events before the subscription are not for it
-        enough = threading.Event()
-        oks: list[int] = []
-        threads = [
-            threading.Thread(target=_load, args=(server.base, seeded, n, enough, oks))
-            for n in range(CLIENTS)
-        ]
-        for th in threads:
-            th.start()
-        try:
-            assert enough.wait(timeout=60), f"only {len(oks)} 200s in 60 s:\n{server.log()}"
-            assert rx.got, "nothing was delivered before the kill"
-        finally:
-            server.crash()
-            for th in threads:
-                th.join(timeout=60)
-        server.start()
+        # the kill comes once deliveries flow: mid-load and mid-dispatch
+        crash_mid_load(server, seeded, also=lambda: bool(rx.got))
 
         expected = [s for s in _outbox(db_url) if s > before]
         assert len(expected) >= CRASH_AFTER

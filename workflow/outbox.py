@@ -181,18 +181,21 @@ def append(
             _INSERT_NEXT.execute(conn, {**r, "b_account": account_id})
 
 
+_AFTER = (
+    sa.select(OE)
+    .where(OE.c.account_id == sa.bindparam("aid"), OE.c.sequence > sa.bindparam("after"))
+    .order_by(OE.c.sequence)
+    .limit(sa.bindparam("n"))
+)
+
+
 def read_after(tf: Tierflow, account: str, after: int, *, limit: int = 500) -> list[StoredEvent]:
     """The account's events with a sequence above ``after``, oldest first, at most ``limit``,
     each with the ticket as it was right after its change."""
     account_id = tf.account_id(account)
     out: list[StoredEvent] = []
     with tf.db.read() as conn:
-        rows = conn.execute(
-            sa.select(OE)
-            .where(OE.c.account_id == account_id, OE.c.sequence > after)
-            .order_by(OE.c.sequence)
-            .limit(limit)
-        ).mappings()
+        rows = conn.execute(_AFTER, {"aid": account_id, "after": after, "n": limit}).mappings()
         tickets: dict[tuple[int, int], tuple[str, int | None, int]] = {}  # a unit's events: one
         for r in rows:
             key = (r["ticket_id"], r["version"])

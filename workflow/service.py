@@ -102,6 +102,18 @@ _LOAD_OWN = Prepared(
     )
 )
 """A requester's ticket: only if they requested it (workflow.access)."""
+_TICKET = sa.select(T).where(T.c.id == sa.bindparam("b_id"))
+_HISTORY = sa.select(E).where(E.c.ticket_id == sa.bindparam("b_id")).order_by(E.c.seq)
+_HISTORY_SPAN = (
+    sa.select(E)
+    .where(
+        E.c.ticket_id == sa.bindparam("b_id"),
+        E.c.seq > sa.bindparam("b_after"),
+        E.c.seq <= sa.bindparam("b_upto"),
+    )
+    .order_by(E.c.seq)
+)
+"""A ticket's row, its history, a stretch of it (``_view_at``: the outbox's readers)."""
 _EVENT_KEYS = tuple(c.key for c in E.columns if not c.primary_key)  # what each event row gives
 _INSERT_EVENT = Prepared(sa.insert(E), keys=_EVENT_KEYS)
 
@@ -913,15 +925,11 @@ class Tierflow:
         fold per ticket is kept (a bounded cache) and the next one folds only the events after
         it: histories are append-only, so the result is that of a whole replay, which would
         cost time in proportion to the ticket's history for every event."""
-        row = dict(conn.execute(sa.select(T).where(T.c.id == ticket_id)).mappings().one())
+        row = dict(conn.execute(_TICKET, {"b_id": ticket_id}).mappings().one())
         with self._folds_lock:
             cached = self._folds.get(ticket_id)
         if cached is None or cached[0] > version:
-            evs = (
-                conn.execute(sa.select(E).where(E.c.ticket_id == ticket_id).order_by(E.c.seq))
-                .mappings()
-                .all()
-            )
+            evs = conn.execute(_HISTORY, {"b_id": ticket_id}).mappings().all()
             state, d = fold(
                 self.registry.by_hash(row["definition_hash"]),
                 [record_of(e) for e in evs],
@@ -931,11 +939,8 @@ class Tierflow:
             at = evs[version - 1]["at"]
         else:
             _, state, d, at = cached
-            for e in conn.execute(
-                sa.select(E)
-                .where(E.c.ticket_id == ticket_id, E.c.seq > cached[0], E.c.seq <= version)
-                .order_by(E.c.seq)
-            ).mappings():
+            span = {"b_id": ticket_id, "b_after": cached[0], "b_upto": version}
+            for e in conn.execute(_HISTORY_SPAN, span).mappings():
                 record = record_of(e)
                 if record.kind == "migrated":
                     target = self.registry.by_hash(record.data["to_hash"])

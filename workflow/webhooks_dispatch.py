@@ -33,6 +33,11 @@ transaction - the address is checked once per run. Delivery is at least once: a 
 a receiver's answer and the commit of its run's record repeats those attempts, with the same
 ``webhook-id`` (receivers deduplicate on it).
 
+The dispatcher knows nothing of HTTP: it hands each signed :class:`Request` (the checked
+address to connect to, the headers, the body) to the ``send`` callable it was given, which
+answers a :class:`Sent` (status code, latency, error) - ``api.webhooks_http.HttpSender`` in
+``serve`` and ``tierflow webhooks dispatch``.
+
 Scheduling reads the engine's clock (injectable: tests move it instead of sleeping); the
 ``webhook-timestamp`` header is the wall-clock time of the attempt, which receivers check
 against their own clock.
@@ -44,26 +49,25 @@ import contextlib
 import logging
 import math
 import random
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import sqlalchemy as sa
 import standardwebhooks
 from sqlalchemy.engine import Connection
 
 from . import outbox
+from .prepared import Prepared
 from .webhooks import WA, WD, WS, Webhooks, key_check, secret_for, wants, webhook_id
 from .webhooks_urls import Refused, Target, resolve
 
-__all__ = ["Dispatcher", "Outcome", "PassResult", "RetrySchedule"]
+__all__ = ["Dispatcher", "Outcome", "PassResult", "Request", "RetrySchedule", "Send", "Sent"]
 
 log = logging.getLogger("tierflow.webhooks")
 
@@ -74,26 +78,49 @@ _SUB_LOCKED = _SUB.with_for_update(skip_locked=True)
 _HIGH = sa.select(sa.func.max(outbox.OE.c.sequence)).where(
     outbox.OE.c.account_id == sa.bindparam("aid")
 )
+_MARKS = sa.select(
+    WS.c.id,
+    sa.select(sa.func.max(outbox.OE.c.sequence))
+    .where(outbox.OE.c.account_id == WS.c.account_id)
+    .scalar_subquery(),
+).where(WS.c.active)
 _HEADS = (
     sa.select(WD)
     .where(WD.c.subscription_id == sa.bindparam("sid"), WD.c.status == "pending")
     .order_by(WD.c.sequence)
     .limit(sa.bindparam("n"))
 )
-_RECORD = sa.update(WD).where(
-    WD.c.id == sa.bindparam("did"),
-    WD.c.attempts == sa.bindparam("was"),
-    WD.c.status == "pending",
+_RECORD = Prepared(
+    sa.update(WD)
+    .where(
+        WD.c.id == sa.bindparam("did"),
+        WD.c.attempts == sa.bindparam("was"),
+        WD.c.status == sa.literal_column("'pending'"),
+    )
+    .values(
+        status=sa.bindparam("status"),
+        attempts=sa.bindparam("number"),
+        last_status_code=sa.bindparam("code"),
+        last_error=sa.bindparam("error"),
+        delivered_at=sa.func.coalesce(
+            sa.bindparam("delivered", type_=WD.c.delivered_at.type), WD.c.delivered_at
+        ),
+        next_attempt_at=sa.bindparam("retry"),
+    )
 )
-_LOG = sa.insert(WA)
+"""One attempt's result, if the delivery is still the one sent (same attempts, pending)."""
+_LOG = Prepared(
+    sa.insert(WA),
+    keys=("delivery_id", "number", "at", "status_code", "latency_ms", "error"),
+)
 USER_AGENT = "tierflow-webhooks/1"
 MAX_ERROR = 500
-MAX_ANSWER = 64 << 10
-"""A receiver's answer body is read up to this many bytes (and otherwise ignored)."""
 RUN = 50
 """Deliveries of one subscription sent back to back before their results are recorded."""
 RUN_SECONDS = 1.0
 """A run stops after this long (the address was checked at its start)."""
+WATCH = 0.05
+"""Seconds between two looks for new events while idle (:meth:`Dispatcher.run_forever`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +184,22 @@ class PassResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _Sent:
+class Request:
+    """One signed POST for the transport to make."""
+
+    target: Target
+    """The checked URL and the address to connect to (never a fresh DNS answer)."""
+    headers: Mapping[str, str]
+    """Content type, user agent and the Standard Webhooks headers (``host`` and
+    ``content-length`` are the transport's)."""
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What became of a :class:`Request`: the receiver's status code (``None`` when none came:
+    refused, timed out, ...), the latency and, unless a 2xx, why it failed."""
+
     status_code: int | None
     latency_ms: float | None
     error: str | None
@@ -167,15 +209,19 @@ class _Sent:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+Send = Callable[[Request], Sent]
+"""The transport: makes one request, never raises for what the network or receiver did."""
+
+
 class Dispatcher:
-    """Sends the webhooks of one database. ``run_once`` for one pass (cron), ``run_forever``
-    inside ``serve``. ``observer`` hears every attempt (metrics)."""
+    """Sends the webhooks of one database through ``send``. ``run_once`` for one pass (cron),
+    ``run_forever`` inside ``serve``. ``observer`` hears every attempt (metrics)."""
 
     def __init__(
         self,
         webhooks: Webhooks,
         *,
-        timeout: float = 5.0,
+        send: Send,
         schedule: RetrySchedule | None = None,
         rng: random.Random | None = None,
         wall: Callable[[], float] = time.time,
@@ -185,7 +231,7 @@ class Dispatcher:
     ) -> None:
         self.webhooks = webhooks
         self.tf = webhooks.tf
-        self.timeout = timeout
+        self.send = send
         self.schedule = schedule or RetrySchedule()
         self.rng = rng or random.Random()
         self._rng_lock = threading.Lock()
@@ -193,8 +239,6 @@ class Dispatcher:
         self.observer = observer
         self.concurrency = concurrency
         self.batch = batch
-        self._clients: dict[tuple[str, str, str, int], httpx.Client] = {}
-        self._clients_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="tierflow-webhooks")
         self._local_lock = threading.Lock()
         self._pg = self.tf.db.engine.dialect.name == "postgresql"
@@ -215,31 +259,53 @@ class Dispatcher:
         return result
 
     def run_forever(
-        self, stop: threading.Event, *, poll: float = 1.0, wake: threading.Event | None = None
+        self,
+        stop: threading.Event,
+        *,
+        poll: float = 1.0,
+        wake: threading.Event | None = None,
+        watch: float = WATCH,
     ) -> None:
-        """Pass after pass until ``stop`` is set; idle passes wait ``poll`` seconds (or until
-        ``wake`` is set, e.g. by a commit in this process)."""
+        """Pass after pass until ``stop`` is set. After an idle pass it waits: at most ``poll``
+        seconds (retries come due), less when ``wake`` is set (a commit in this process) or
+        when the subscribed accounts' newest outbox event changes - looked at every ``watch``
+        seconds, one indexed query (commits of other processes)."""
         wake = wake or threading.Event()
         while not stop.is_set():
             wake.clear()
             try:
+                mark = self._marks()
                 busy = self.run_once()
             except Exception:  # the dispatcher must outlive a database hiccup
                 log.exception("webhook dispatch pass failed; retrying in %.1f s", poll)
-                busy = PassResult()
+                stop.wait(poll)
+                continue
             if busy.attempted or busy.fanned_out:
                 continue
-            if busy.subscriptions or busy.skipped:
-                wake.wait(poll)
-            else:  # nobody to deliver to: commits need not wake us (one query per poll)
+            if not (busy.subscriptions or busy.skipped):  # nobody to deliver to
                 stop.wait(poll)
+                continue
+            deadline = time.monotonic() + poll
+            while not (stop.is_set() or wake.is_set()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                wake.wait(min(watch, left))
+                try:
+                    if self._marks() != mark:
+                        break
+                except Exception:
+                    log.exception("webhook dispatch: looking for new events failed")
+                    break
+
+    def _marks(self) -> list[tuple[int, int | None]]:
+        """(subscription, its account's newest outbox sequence) of the active subscriptions."""
+        with self.tf.db.read() as conn:
+            return [(r[0], r[1]) for r in conn.execute(_MARKS)]
 
     def close(self) -> None:
+        """Waits for the pass in progress; the transport is its owner's to close."""
         self._pool.shutdown(wait=True)
-        with self._clients_lock:
-            for c in self._clients.values():
-                c.close()
-            self._clients.clear()
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[bool]:
@@ -360,47 +426,49 @@ class Dispatcher:
             due.append(head)
         return due
 
-    def _send_in_order(self, sub: Any, heads: list[Any]) -> list[tuple[Any, _Sent, datetime]]:
+    def _send_in_order(self, sub: Any, heads: list[Any]) -> list[tuple[Any, Sent, datetime]]:
         if not heads:
             return []
         target = self._target(sub)  # checked once per run: at most RUN_SECONDS old
+        signer = None if isinstance(target, str) else self._signer(sub)
         out = []
         started = time.monotonic()
         for head in heads:
             at = self.tf.clock()
-            sent = self._send(sub, head, target)
+            sent = self._send(sub, head, target, signer)
             out.append((head, sent, at))
             if not sent.ok or time.monotonic() - started > RUN_SECONDS:
                 break
         return out
 
-    def _record_all(self, conn: Connection, sent: list[tuple[Any, _Sent, datetime]]) -> list[str]:
+    def _record_all(self, conn: Connection, sent: list[tuple[Any, Sent, datetime]]) -> list[str]:
         outcomes = [self._record(conn, head, s, at) for head, s, at in sent]
         return [o for o in outcomes if o is not None]
 
-    def _record(self, conn: Connection, head: Any, sent: _Sent, at: datetime) -> str | None:
+    def _record(self, conn: Connection, head: Any, sent: Sent, at: datetime) -> str | None:
         now = self.tf.clock()
         number = head["attempts"] + 1
         values: dict[str, Any] = {
-            "attempts": number,
-            "last_status_code": sent.status_code,
-            "last_error": sent.error,
+            "did": head["id"],
+            "was": head["attempts"],
+            "number": number,
+            "code": sent.status_code,
+            "error": sent.error,
         }
         if sent.ok:
             outcome = "delivered"
-            values.update(status="delivered", delivered_at=now, next_attempt_at=None)
+            values.update(status="delivered", delivered=now, retry=None)
         else:
             with self._rng_lock:
                 retry = self.schedule.next_attempt(number, now, head["window_start"], self.rng)
             outcome = "failed" if retry is not None else "dead"
-            values.update(status="pending" if retry is not None else "dead", next_attempt_at=retry)
-        changed = conn.execute(
-            _RECORD.values(values), {"did": head["id"], "was": head["attempts"]}
-        ).rowcount
+            status = "pending" if retry is not None else "dead"
+            values.update(status=status, delivered=None, retry=retry)
+        changed = _RECORD.execute(conn, values)
         if not changed:  # deleted or redelivered while we sent: that attempt is not ours
             return None
-        conn.execute(
-            _LOG,
+        _LOG.execute(
+            conn,
             {
                 "delivery_id": head["id"],
                 "number": number,
@@ -431,75 +499,29 @@ class Dispatcher:
         except Refused as exc:
             return f"not sent: url {exc.reason}"[:MAX_ERROR]
 
-    def _send(self, sub: Any, head: Any, target: Target | str) -> _Sent:
-        if isinstance(target, str):
-            return _Sent(None, None, target)
-        key = self.webhooks.key
+    def _send(
+        self,
+        sub: Any,
+        head: Any,
+        target: Target | str,
+        signer: standardwebhooks.Webhook | None,
+    ) -> Sent:
+        if isinstance(target, str) or signer is None:
+            return Sent(None, None, str(target))
         msg_id = webhook_id(sub["id"], head["sequence"])
         stamp = datetime.fromtimestamp(math.floor(self.wall()), UTC)
-        signature = standardwebhooks.Webhook(secret_for(key, sub["secret_salt"])).sign(
-            msg_id, stamp, head["payload"]
-        )
+        signature = signer.sign(msg_id, stamp, head["payload"])
         headers = {
-            "host": _host_header(target),
             "content-type": "application/json",
             "user-agent": USER_AGENT,
             "webhook-id": msg_id,
             "webhook-timestamp": str(int(stamp.timestamp())),
             "webhook-signature": signature,
         }
-        url = httpx.URL(target.url).copy_with(host=target.address)
-        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        start = time.perf_counter()
-        try:
-            with self._client(target).stream(
-                "POST",
-                url,
-                content=head["payload"].encode(),
-                headers=headers,
-                extensions=extensions,
-            ) as answer:
-                code = answer.status_code
-                read = 0
-                for chunk in answer.iter_raw():  # read a short answer: the connection is kept
-                    read += len(chunk)
-                    if read > MAX_ANSWER:
-                        break  # a long one is not read: the connection is closed instead
-        except httpx.TimeoutException:
-            return _Sent(None, _ms(start), f"timed out after {self.timeout:g} s")
-        except httpx.HTTPError as exc:
-            return _Sent(None, _ms(start), f"{type(exc).__name__}: {exc}"[:MAX_ERROR])
-        error = None if 200 <= code < 300 else f"answered {code}"
-        return _Sent(code, _ms(start), error)
+        return self.send(Request(target, headers, head["payload"].encode()))
 
-    def _client(self, target: Target) -> httpx.Client:
-        """One client (connection pool) per host name and address: a kept-alive TLS connection
-        is never reused for another name."""
-        k = (target.scheme, target.host, target.address, target.port)
-        with self._clients_lock:
-            client = self._clients.get(k)
-            if client is None:
-                client = self._clients[k] = httpx.Client(
-                    timeout=self.timeout,
-                    follow_redirects=False,
-                    trust_env=False,  # never through a proxy from the environment
-                    transport=httpx.HTTPTransport(
-                        limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
-                        # headers and body leave in two writes: no Nagle wait for the second
-                        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-                    ),
-                )
-            return client
-
-
-def _ms(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 3)
-
-
-def _host_header(target: Target) -> str:
-    host = f"[{target.host}]" if ":" in target.host else target.host
-    default = 443 if target.scheme == "https" else 80
-    return host if target.port == default else f"{host}:{target.port}"
+    def _signer(self, sub: Any) -> standardwebhooks.Webhook:
+        return standardwebhooks.Webhook(secret_for(self.webhooks.key, sub["secret_salt"]))
 
 
 def _lock_path(url: str) -> Path | None:

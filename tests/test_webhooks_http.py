@@ -1,0 +1,172 @@
+"""The dispatcher's HTTP transport (``api.webhooks_http.HttpSender``) against real receivers on
+127.0.0.1: kept-alive connections, a receiver that drops an idle one, a slow one, a long answer,
+a redirect; and the dispatcher process that ``serve`` starts ends with its parent."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from api import webhooks_http, webhooks_process
+from api.webhooks_http import MAX_ANSWER, HttpSender
+from workflow import Tierflow
+from workflow.webhooks import Webhooks
+from workflow.webhooks_dispatch import Dispatcher, Request
+from workflow.webhooks_urls import Target
+
+Handler = Callable[[BaseHTTPRequestHandler], None]
+
+
+class _Server:
+    """An HTTP/1.1 receiver (keep-alive) that notes each request's connection (client port)."""
+
+    def __init__(self, answer: Handler) -> None:
+        seen = self.seen = []  # type: list[tuple[int, str, str]]
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"])).decode()
+                seen.append((self.client_address[1], self.path, body))
+                answer(self)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def connections(self) -> int:
+        return len({port for port, _path, _body in self.seen})
+
+
+@contextmanager
+def server(answer: Handler) -> Iterator[_Server]:
+    s = _Server(answer)
+    try:
+        yield s
+    finally:
+        s.server.shutdown()
+        s.server.server_close()
+
+
+def _answer(status: int, body: bytes = b"", **headers: str) -> Handler:
+    def answer(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(status)
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.send_header("content-length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    return answer
+
+
+def _request(port: int, body: str = "{}") -> Request:
+    target = Target(f"http://hooks.test:{port}/in?x=1", "http", "hooks.test", port, "127.0.0.1")
+    return Request(target, {"content-type": "application/json"}, body.encode())
+
+
+def test_requests_share_one_kept_alive_connection() -> None:
+    with server(_answer(204)) as rx:
+        sender = HttpSender(timeout=2)
+        try:
+            sent = [sender(_request(rx.port, f'{{"n":{i}}}')) for i in range(5)]
+        finally:
+            sender.close()
+    assert [(s.status_code, s.error, s.ok) for s in sent] == [(204, None, True)] * 5
+    assert rx.connections() == 1
+    assert [(path, body) for _port, path, body in rx.seen] == [
+        ("/in?x=1", f'{{"n":{i}}}') for i in range(5)
+    ]
+
+
+@pytest.mark.parametrize("check_after", [0.0, 60.0])
+def test_a_connection_the_receiver_dropped_is_replaced_and_the_request_made_once(
+    check_after: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checked before reuse (idle long enough), or found closed when used: either way the
+    request is made once, on a new connection."""
+    monkeypatch.setattr(webhooks_http, "CHECK_AFTER", check_after)
+
+    def answer_then_drop(h: BaseHTTPRequestHandler) -> None:
+        _answer(200)(h)
+        h.close_connection = True  # closes without saying so (no "connection: close")
+
+    with server(answer_then_drop) as rx:
+        sender = HttpSender(timeout=2)
+        try:
+            first = sender(_request(rx.port, "1"))
+            second = sender(_request(rx.port, "2"))
+        finally:
+            sender.close()
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert [body for _port, _path, body in rx.seen] == ["1", "2"]
+    assert rx.connections() == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "error"),
+    [
+        (_answer(302, location="http://elsewhere.test/"), 302, "answered 302"),
+        (_answer(500, b"oops"), 500, "answered 500"),
+        (_answer(200, b"x" * (MAX_ANSWER + 10)), 200, None),  # read no further: not kept
+        (_answer(200, b"ok", connection="close"), 200, None),
+    ],
+)
+def test_answers_and_whether_the_connection_is_kept(
+    answer: Handler, code: int, error: str | None
+) -> None:
+    with server(answer) as rx:
+        sender = HttpSender(timeout=2)
+        try:
+            sent = [sender(_request(rx.port)) for _ in range(2)]
+        finally:
+            sender.close()
+    assert [(s.status_code, s.error) for s in sent] == [(code, error)] * 2
+    kept = code != 200  # the long answer and "connection: close" leave a new one each time
+    assert rx.connections() == (1 if kept else 2)
+    assert len(rx.seen) == 2  # a redirect is not followed
+
+
+def test_a_receiver_slower_than_the_timeout_is_a_failed_attempt() -> None:
+    def slow(h: BaseHTTPRequestHandler) -> None:
+        time.sleep(0.6)
+        _answer(200)(h)
+
+    with server(slow) as rx:
+        sender = HttpSender(timeout=0.2)
+        try:
+            sent = sender(_request(rx.port))
+        finally:
+            sender.close()
+    assert (sent.status_code, sent.error) == (None, "timed out after 0.2 s")
+    assert sent.latency_ms is not None and 150 <= sent.latency_ms < 600
+
+
+def test_the_dispatcher_process_ends_when_its_parent_is_gone(tf: Tierflow) -> None:
+    """``serve`` passes its pid: once the dispatcher's parent is another (serve was killed,
+    the orphan re-parented), the loop ends by itself."""
+    sender = HttpSender(timeout=1)
+    d = Dispatcher(Webhooks(tf, b"k" * 32), send=sender, rng=random.Random(1))
+    started = time.monotonic()
+    try:
+        webhooks_process.loop(d, poll=0.05, parent=os.getppid() + 1)  # not our parent
+    finally:
+        d.close()
+        sender.close()
+    assert time.monotonic() - started < 5

@@ -7,12 +7,14 @@ was one thread among the worker's many, and under load it got too little of the 
 to keep up with the commits (bench/FINDINGS.md). It is woken by new outbox events (it looks
 every ``WATCH`` seconds, one indexed query) and passes at least every ``poll`` seconds. Its
 metrics reach ``/metrics`` through ``PROMETHEUS_MULTIPROC_DIR``, which ``serve`` then sets
-for the workers and the dispatcher alike. It ends with ``serve``: on SIGTERM or SIGINT, and
-by itself when the process that started it is gone (even after ``kill -9``).
+for the workers and the dispatcher alike. It ends with ``serve``: on SIGTERM or SIGINT, when
+``serve`` ends (Linux: the parent-death signal) and by itself when it finds that the process
+that started it is gone (even after ``kill -9``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -30,7 +32,17 @@ def start(*, poll: float) -> subprocess.Popen[bytes]:
     process's environment (database URL, webhooks settings, metrics directory)."""
     argv = [sys.executable, "-m", "api.cli", "webhooks", "dispatch", "--loop"]
     argv += ["--poll", f"{poll:g}", "--parent-pid", str(os.getpid()), "--quiet"]
-    return subprocess.Popen(argv, env=dict(os.environ))
+    return subprocess.Popen(argv, env=dict(os.environ), preexec_fn=_end_with_parent)
+
+
+def _end_with_parent() -> None:
+    """Linux: SIGTERM when the parent ends (uvicorn ends ``serve`` by re-raising the signal it
+    caught, so ``serve`` itself gets no chance to stop us). Elsewhere the dispatcher notices
+    within half a second that it was re-parented."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def stop(proc: subprocess.Popen[bytes], *, timeout: float) -> None:

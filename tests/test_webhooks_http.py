@@ -4,15 +4,19 @@ a redirect; and the dispatcher process that ``serve`` starts ends with its paren
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from api import webhooks_http, webhooks_process
@@ -21,6 +25,10 @@ from workflow import Tierflow
 from workflow.webhooks import Webhooks
 from workflow.webhooks_dispatch import Dispatcher, Request
 from workflow.webhooks_urls import Target
+
+from .live_server import live_server, seed
+from .test_webhooks_crash import ENV
+from .webhook_receiver import receiver
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
 
@@ -170,3 +178,50 @@ def test_the_dispatcher_process_ends_when_its_parent_is_gone(tf: Tierflow) -> No
         d.close()
         sender.close()
     assert time.monotonic() - started < 5
+
+
+def test_serve_dispatches_from_a_process_of_its_own_and_metrics_count_both(
+    tmp_path: Path,
+) -> None:
+    """``serve`` (1 worker, its defaults): the worker does not dispatch, the dispatcher process
+    does, and ``/metrics`` sums the worker's requests and the dispatcher's deliveries; the
+    dispatcher stops with ``serve``."""
+    with (
+        receiver() as rx,
+        live_server(f"sqlite:///{tmp_path}/tf.db", tmp_path, workers=1, env=ENV) as srv,
+    ):
+        seeded = seed(srv.base, tickets=1)  # a ticket created and triaged: 2 events before
+        r = httpx.post(
+            f"{srv.base}/v1/accounts/acme/webhooks",
+            json={"url": rx.url},
+            headers=seeded.as_("admin"),
+        )
+        assert r.status_code == 201, r.text
+        (tid,) = seeded.tickets
+        r = httpx.post(
+            f"{srv.base}/v1/accounts/acme/tickets/{tid}/triggers/request_info",
+            json={"note": "which username?"},
+            headers=seeded.as_("l1_agent"),
+        )
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 30
+        while not rx.got and time.monotonic() < deadline:
+            time.sleep(0.05)  # bounded wait for the dispatcher process
+        assert [json.loads(g.body)["type"] for g in rx.got] == ["ticket.transitioned"]
+        metrics = httpx.get(f"{srv.base}/metrics", headers=seeded.as_("admin")).text
+        assert 'tierflow_webhook_deliveries_total{outcome="delivered"} 1.0' in metrics
+        assert 'route="/v1/accounts/{acct}/webhooks",status="201"} 1.0' in metrics
+        assert srv.proc is not None
+        children = _children(srv.proc.pid)
+        assert [c.split()[1:5] for c in children] == [[sys.executable, "-m", "api.cli", "webhooks"]]
+        assert "webhooks dispatch --loop" in children[0]
+
+
+def _children(pid: int) -> list[str]:
+    """The command lines of ``pid``'s child processes."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            cmd = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            out.append(f"{child} {cmd}")
+    return out

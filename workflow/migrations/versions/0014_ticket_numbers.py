@@ -12,8 +12,7 @@ account's tickets keep their order; each account's counter continues after its l
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from alembic import op
+from workflow.migrations.numbering import add_numbers, drop_numbers
 
 revision = "0014"
 down_revision = "0013"
@@ -22,28 +21,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # plain ADD COLUMN / UPDATE / CREATE INDEX: no table rebuilt on SQLite
-    op.add_column(
-        "account",
-        sa.Column("last_ticket_number", sa.Integer(), nullable=False, server_default="0"),
-    )
-    op.add_column("ticket", sa.Column("number", sa.Integer(), nullable=False, server_default="0"))
-    op.execute(
-        "UPDATE ticket SET number = numbered.n FROM ("
-        " SELECT id, ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY id) AS n FROM ticket"
-        ") AS numbered WHERE ticket.id = numbered.id"
-    )
-    op.execute(
-        "UPDATE account SET last_ticket_number = COALESCE("
-        "(SELECT MAX(number) FROM ticket WHERE ticket.account_id = account.id), 0)"
-    )
-    if op.get_bind().dialect.name != "sqlite":  # (SQLite would rebuild the table for it)
-        # every new ticket names its number: a forgotten one is an error, never a 0
-        op.alter_column("ticket", "number", server_default=None)
-    op.create_index("uq_ticket_account_number", "ticket", ["account_id", "number"], unique=True)
+    add_numbers("ticket", "last_ticket_number", "uq_ticket_account_number")
 
 
 def downgrade() -> None:
-    op.drop_index("uq_ticket_account_number", table_name="ticket")
-    op.drop_column("ticket", "number")
-    op.drop_column("account", "last_ticket_number")
+    drop_numbers("ticket", "last_ticket_number", "uq_ticket_account_number")

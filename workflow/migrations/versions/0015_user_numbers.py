@@ -20,6 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from workflow.migrations.numbering import add_numbers, drop_numbers
+
 revision = "0015"
 down_revision = "0014"
 branch_labels = None
@@ -29,26 +31,7 @@ _TICKET_USERS = ("requester_id", "assignee_id")
 
 
 def upgrade() -> None:
-    op.add_column(
-        "account",
-        sa.Column("last_user_number", sa.Integer(), nullable=False, server_default="0"),
-    )
-    op.add_column(
-        "account_user", sa.Column("number", sa.Integer(), nullable=False, server_default="0")
-    )
-    op.execute(
-        "UPDATE account_user SET number = numbered.n FROM ("
-        " SELECT id, ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY id) AS n"
-        " FROM account_user"
-        ") AS numbered WHERE account_user.id = numbered.id"
-    )
-    op.execute(
-        "UPDATE account SET last_user_number = COALESCE("
-        "(SELECT MAX(number) FROM account_user WHERE account_user.account_id = account.id), 0)"
-    )
-    if op.get_bind().dialect.name != "sqlite":  # (SQLite would rebuild the table for it)
-        op.alter_column("account_user", "number", server_default=None)
-    op.create_index("uq_account_user_number", "account_user", ["account_id", "number"], unique=True)
+    add_numbers("account_user", "last_user_number", "uq_account_user_number")
     for column in _TICKET_USERS:
         op.execute(
             f"UPDATE ticket SET {column} = (SELECT number FROM account_user AS u"
@@ -67,9 +50,7 @@ def downgrade() -> None:
         )
     key_of = {(account, number): key for key, account, number in _users()}
     _rewrite_assigned(lambda account, number: key_of[(account, number)])
-    op.drop_index("uq_account_user_number", table_name="account_user")
-    op.drop_column("account_user", "number")
-    op.drop_column("account", "last_user_number")
+    drop_numbers("account_user", "last_user_number", "uq_account_user_number")
 
 
 def _users() -> list[tuple[int, int, int]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 
 from workflow import NotFound, TicketView, Tierflow
 from workflow.access import Viewer
@@ -110,11 +111,25 @@ class Scope:
         return f"{self.principal.role}:{self.principal.user_id}"
 
 
-def get_scope(request: Request, acct: str) -> Scope:
+async def get_scope(request: Request, acct: str) -> Scope:
     """Resolved in one step (it sits on the hot path of every ticket route). The token is read
     off the headers directly: it is not a documented parameter, and FastAPI's header parameter
-    machinery costs more than the lookup."""
-    principal = _principal(request.app.state.tokens, request.headers.get("authorization"))
+    machinery costs more than the lookup. A token the store has cached is a dictionary lookup,
+    done on the event loop (a hop to the thread pool costs more than it: measured in
+    bench/FINDINGS.md); anything that may read the database goes to the thread pool."""
+    authorization = request.headers.get("authorization")
+    scheme, _, token = (authorization or "").partition(" ")
+    known = request.app.state.tokens.cached(token.strip()) if scheme.lower() == "bearer" else None
+    if known is not None and not known.is_admin:
+        return _scope(request, acct, known)
+    return await run_in_threadpool(_resolved_scope, request, acct, authorization)
+
+
+def _resolved_scope(request: Request, acct: str, authorization: str | None) -> Scope:
+    return _scope(request, acct, _principal(request.app.state.tokens, authorization))
+
+
+def _scope(request: Request, acct: str, principal: Principal) -> Scope:
     engine: Tierflow = request.app.state.engine
     if principal.is_admin:
         engine.account_id(acct)  # 404 for an unknown account

@@ -271,6 +271,17 @@ class TokenStore:
             )
             return number
 
+    def cached(self, token: str) -> Principal | None:
+        """The caller :meth:`resolve` would answer from its cache (no database), if fresh and
+        not expired; None means: ask :meth:`resolve`."""
+        known = self._by_token.get(token)
+        if known is None or self._monotonic() - known[1] >= CACHE_SECONDS:
+            return None
+        principal = known[0]
+        if principal.expires_at is not None and principal.expires_at <= self.tf.clock():
+            return None
+        return principal
+
     def resolve(self, token: str) -> Principal | None:
         known = self._by_token.get(token)
         if known is not None and self._monotonic() - known[1] < CACHE_SECONDS:

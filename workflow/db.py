@@ -3,30 +3,58 @@
 SQLite (the embedded default) runs in WAL mode with ``synchronous=NORMAL`` and a busy timeout,
 and writes are serialised: one process-wide lock, one writer connection kept open, and
 ``BEGIN IMMEDIATE``, so threads never fight over the file lock ("database is locked") and a
-transaction never has to upgrade its lock half-way. Other backends (PostgreSQL through
-``postgresql+psycopg://``) use a pre-pinged pool and rely on the compare-and-set on
-``ticket.version`` for concurrency.
+transaction never has to upgrade its lock half-way. Units of work that queue up behind that
+lock are committed together (:meth:`Database.serialised`: group commit, a savepoint each).
+Other backends (PostgreSQL through ``postgresql+psycopg://``) use a pre-pinged pool and rely
+on the compare-and-set on ``ticket.version`` for concurrency.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .prepared import driver_sql
 
-__all__ = ["DEFAULT_URL", "Database", "database_url"]
+__all__ = ["DEFAULT_URL", "MAX_GROUP", "Database", "database_url"]
+
+log = logging.getLogger("tierflow")
 
 DEFAULT_URL = "sqlite:///tierflow.db"
+MAX_GROUP = 64
+"""At most this many queued units of work share one SQLite transaction."""
+
+R = TypeVar("R")
+
+
+@dataclass(eq=False)
+class _Queued(Generic[R]):
+    """A unit of work waiting for its group: what to run, then its outcome."""
+
+    fn: Callable[[], R]
+    wake: threading.Event = field(default_factory=threading.Event)
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _Group:
+    """The transaction a leader runs its group in (per thread: the leader's)."""
+
+    conn: Connection
+    after: list[Callable[[], None]] = field(default_factory=list)
 
 
 def database_url(url: str | None = None) -> str:
@@ -50,6 +78,14 @@ class Database:
         self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
         self._named: dict[str, threading.Lock] = {}
         self._writer_conn: Connection | None = None
+        self._local = threading.local()  # .group: the _Group this thread leads, if any
+        self._queue: list[_Queued[Any]] = []
+        self._queue_lock = threading.Lock()
+        self._leading = False
+        u_db = u.database or ""
+        self.group_commit = self.is_sqlite and u_db not in ("", ":memory:")
+        """Units of work queued behind the SQLite writer commit together (a file database:
+        an in-memory one is a database per connection)."""
         self.on_transaction: Callable[[float], None] | None = None
         """Called with the seconds each transaction took (metrics hook; one call per unit)."""
         if self.is_sqlite:
@@ -63,19 +99,110 @@ class Database:
             if self._write_lock is None:
                 with self.engine.connect() as conn, conn.begin():
                     yield conn
+            elif (group := getattr(self._local, "group", None)) is not None:
+                # inside a group (see serialised): this unit is a savepoint of its transaction
+                with _savepoint(group.conn):
+                    yield group.conn
             else:  # SQLite: one writer connection, kept open, used under the lock
                 with self._write_lock:
                     conn = self._writer()
                     try:
                         with conn.begin():
                             yield conn
-                    except sa.exc.DBAPIError as exc:
-                        if exc.connection_invalidated:
+                    except BaseException as exc:
+                        if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
                             self._writer_conn = None
+                        else:
+                            _end_open_transaction(conn)
                         raise
         finally:
             if self.on_transaction is not None:
                 self.on_transaction(time.perf_counter() - start)
+
+    def serialised(self, fn: Callable[[], R]) -> R:
+        """Run ``fn`` (a unit of work: its writes go through :meth:`write`) and return once
+        what it wrote is committed.
+
+        SQLite (a file): group commit. Callers queue; one of them, the leader, takes the
+        writer and runs every queued unit (at most :data:`MAX_GROUP`) in one ``BEGIN
+        IMMEDIATE`` transaction, each in a savepoint of its own, then commits once and hands
+        every caller its own result or exception. A unit that fails rolls back to its
+        savepoint only; if the commit itself fails, every unit of the group gets that error
+        (nothing of it was written). Durability is that of a single transaction: a caller
+        returns after the COMMIT, as before. Callbacks registered with :meth:`after_commit`
+        run after that COMMIT. Elsewhere (PostgreSQL, in-memory SQLite, or already inside a
+        group) ``fn`` simply runs."""
+        if not self.group_commit or getattr(self._local, "group", None) is not None:
+            return fn()
+        me: _Queued[R] = _Queued(fn)
+        with self._queue_lock:
+            self._queue.append(me)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            me.wake.wait()  # set when done, or when handed the lead
+        while not me.done:  # lead: the oldest queued units, first come first committed
+            with self._queue_lock:
+                batch, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+            try:
+                self._run_group(batch)
+            finally:
+                for q in batch:
+                    if q is not me:
+                        q.wake.set()
+                with self._queue_lock:
+                    if not self._queue:
+                        self._leading = False
+                    elif me.done:  # hand the lead to the oldest waiting unit
+                        self._queue[0].wake.set()
+        if me.error is not None:
+            raise me.error
+        result: R = me.result
+        return result
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` once the current unit of work is committed: after its group's COMMIT
+        inside :meth:`serialised` (in the leader's thread, an exception logged), else now."""
+        group = getattr(self._local, "group", None)
+        if group is None:
+            fn()
+        else:
+            group.after.append(fn)
+
+    def _run_group(self, batch: list[_Queued[Any]]) -> None:
+        if len(batch) == 1:  # alone: its own transaction, no savepoint
+            one = batch[0]
+            try:
+                one.result = one.fn()
+            except BaseException as exc:
+                one.error = exc
+            one.done = True
+            return
+        after: list[Callable[[], None]] = []
+        try:
+            with self.write() as conn:
+                self._local.group = group = _Group(conn)
+                try:
+                    for q in batch:
+                        try:
+                            q.result = q.fn()
+                        except BaseException as exc:  # rolled back to its savepoint
+                            q.error = exc
+                finally:
+                    self._local.group = None
+            after = group.after
+        except BaseException as exc:  # BEGIN or COMMIT failed: nothing of the group was written
+            for q in batch:
+                if q.error is None:
+                    q.result, q.error = None, exc
+        finally:
+            for q in batch:
+                q.done = True
+        for fn in after:
+            try:
+                fn()
+            except Exception:
+                log.exception("a callback after commit failed")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -146,6 +273,27 @@ class Database:
 
 
 _XACT_LOCK = sa.text("SELECT pg_advisory_xact_lock(:k)")
+
+
+def _end_open_transaction(conn: Connection) -> None:
+    """After a failed COMMIT the SQLite connection may still be inside the transaction it
+    could not commit: roll it back, so the next ``BEGIN IMMEDIATE`` starts clean."""
+    raw = conn.connection.dbapi_connection if not conn.closed else None
+    if raw is not None and getattr(raw, "in_transaction", False):
+        raw.rollback()
+
+
+@contextmanager
+def _savepoint(conn: Connection) -> Iterator[None]:
+    """One unit of a group: released on success, rolled back to on any exception."""
+    driver_sql(conn, "SAVEPOINT unit")
+    try:
+        yield
+    except BaseException:
+        driver_sql(conn, "ROLLBACK TO unit")
+        driver_sql(conn, "RELEASE unit")
+        raise
+    driver_sql(conn, "RELEASE unit")
 
 
 def _lock_key(name: str) -> int:

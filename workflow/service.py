@@ -690,30 +690,35 @@ class Tierflow:
         ``viewer`` must see the ticket (else it is not found); the unit's notes are
         ``visibility``."""
         account_id = self.account_id(account)
-        for _attempt in range(MAX_ATTEMPTS):
-            try:
-                outcome = self._attempt(
-                    account,
-                    account_id,
-                    ticket_id,
-                    decide,
-                    actor,
-                    role,
-                    expected_version,
-                    idempotency,
-                    viewer,
-                    visibility,
-                )
-            except sa.exc.DBAPIError as exc:
-                if getattr(exc.orig, "sqlstate", None) not in RETRYABLE:
-                    raise
-                continue  # a deadlock or serialization failure: nothing was written, go again
-            if outcome is not None:
-                return outcome
-            if expected_version is not None:  # lost the race to the version it expected
-                current = self._current_version(account_id, ticket_id)
-                raise VersionMismatch(expected_version, current)
-        raise Conflict(ticket_id, MAX_ATTEMPTS)
+
+        def run() -> tuple[TicketView, int]:  # tried again after a lost race
+            for _attempt in range(MAX_ATTEMPTS):
+                try:
+                    outcome = self._attempt(
+                        account,
+                        account_id,
+                        ticket_id,
+                        decide,
+                        actor,
+                        role,
+                        expected_version,
+                        idempotency,
+                        viewer,
+                        visibility,
+                    )
+                except sa.exc.DBAPIError as exc:
+                    if getattr(exc.orig, "sqlstate", None) not in RETRYABLE:
+                        raise
+                    continue  # a deadlock or serialization failure: nothing written, go again
+                if outcome is not None:
+                    return outcome
+                if expected_version is not None:  # lost the race to the version it expected
+                    current = self._current_version(account_id, ticket_id)
+                    raise VersionMismatch(expected_version, current)
+            raise Conflict(ticket_id, MAX_ATTEMPTS)
+
+        # SQLite: with the units queued behind the writer, in one transaction (group commit)
+        return self.db.serialised(run)
 
     def _attempt(
         self,
@@ -778,7 +783,7 @@ class Tierflow:
                 self._remember(conn, account_id, idempotency, key, new.version, now)
             self._send(conn, account_id, key, new.version, todo, actor, role, visibility)
         view = self._view(account, {**row, "updated_at": now}, d, new, now)
-        self._notify(view, [e for e, _note in todo])
+        self.db.after_commit(functools.partial(self._notify, view, [e for e, _note in todo]))
         return view, len(todo)
 
     def _notify(self, view: TicketView, events: list[EventRecord]) -> None:

@@ -1,0 +1,229 @@
+"""Group commit on SQLite (``Database.serialised``): units of work queued behind the writer
+share one transaction, a savepoint each. A unit that fails leaves the others' writes whole; a
+COMMIT that fails leaves nothing of the group and every caller hears of it; a caller returns
+only after the COMMIT; observers hear of a unit only once it is committed.
+
+The group is made deterministic: the first unit's clock blocks inside its transaction until
+every other caller has queued behind it; they then run as one group."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import T0
+from tests.scenarios import ACCOUNT, reach
+from workflow import InvalidTransition, Tierflow, VersionMismatch
+
+WAIT = 30.0  # seconds a test waits for threads to queue before it fails
+
+
+class GateClock:
+    """The injected clock; while ``held``, the next reading blocks until ``release``."""
+
+    def __init__(self) -> None:
+        self.now = T0
+        self.held = False
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+
+    def __call__(self) -> datetime:
+        if self.held:
+            self.held = False
+            self.entered.set()
+            assert self.opened.wait(WAIT), "the gate was never opened"
+        return self.now
+
+    def hold(self) -> None:
+        self.entered.clear()
+        self.opened.clear()
+        self.held = True
+
+    def release(self) -> None:
+        self.opened.set()
+
+
+@pytest.fixture
+def gated(tmp_path: Path) -> Iterator[tuple[Tierflow, GateClock]]:
+    clock = GateClock()
+    tf = Tierflow(f"sqlite:///{tmp_path}/tierflow.db", clock=clock)
+    tf.create_account(slug=ACCOUNT, name="Acme Scheduling")
+    yield tf, clock
+    tf.db.dispose()
+
+
+def _wait_for(what: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not what():
+        assert time.monotonic() < deadline, "threads did not queue in time"
+        time.sleep(0.001)
+
+
+def _grouped(tf: Tierflow, clock: GateClock, calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run ``calls[0]`` alone, blocked inside its transaction, until ``calls[1:]`` have all
+    queued behind it; they then commit as one group. Each call's result or exception."""
+    out: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        try:
+            out[i] = calls[i]()
+        except Exception as exc:
+            out[i] = exc
+
+    clock.hold()
+    first = threading.Thread(target=run, args=(0,))
+    first.start()
+    assert clock.entered.wait(WAIT)
+    rest = [threading.Thread(target=run, args=(i,)) for i in range(1, len(calls))]
+    for t in rest:
+        t.start()
+    _wait_for(lambda: len(tf.db._queue) == len(rest))
+    clock.release()
+    for t in [first, *rest]:
+        t.join(WAIT)
+        assert not t.is_alive()
+    return out
+
+
+def _commits(tf: Tierflow) -> list[int]:
+    seen: list[int] = []
+    sa.event.listen(tf.db.engine, "commit", lambda _conn: seen.append(1))
+    return seen
+
+
+def _fire(tf: Tierflow, tid: int, trigger: str, role: str, **kw: Any) -> Callable[[], Any]:
+    return lambda: tf.fire(account=ACCOUNT, ticket_id=tid, trigger=trigger, role=role, **kw)
+
+
+def _history(tf: Tierflow, tid: int) -> list[tuple[str, str | None]]:
+    return [(e.kind, e.trigger) for e in tf.events(account=ACCOUNT, ticket_id=tid)]
+
+
+def test_queued_units_commit_together_and_a_failed_one_leaves_the_others_whole(
+    gated: tuple[Tierflow, GateClock],
+) -> None:
+    tf, clock = gated
+    ids = [reach(tf, "l1_triage").id for _ in range(4)]
+    before = {tid: _history(tf, tid) for tid in ids}
+    heard: list[tuple[int, int]] = []
+    tf.observers.append(lambda view, _events: heard.append((view.id, view.version)))
+    commits = _commits(tf)
+    v0 = tf.get_ticket(account=ACCOUNT, ticket_id=ids[0]).version
+    out = _grouped(
+        tf,
+        clock,
+        [
+            _fire(tf, ids[0], "request_info", "l1_agent", note="which username?"),
+            _fire(tf, ids[1], "request_info", "l1_agent", note="which browser?"),
+            _fire(tf, ids[2], "customer_replied", "customer"),  # not from l1_triage
+            _fire(tf, ids[3], "request_info", "l1_agent", note="x", expected_version=1),
+            _fire(tf, ids[0], "customer_replied", "customer"),  # sees the first, uncommitted
+        ],
+    )
+    assert [type(o).__name__ for o in out] == [
+        "TicketView",
+        "TicketView",
+        "InvalidTransition",
+        "VersionMismatch",
+        "TicketView",
+    ]
+    assert isinstance(out[2], InvalidTransition) and isinstance(out[3], VersionMismatch)
+    assert len(commits) == 2  # the first alone, then the four queued behind it as one
+    assert (out[0].version, out[4].version) == (v0 + 1, v0 + 2)
+    assert out[4].current.state == "l1_triage"
+    assert _history(tf, ids[0]) == [
+        *before[ids[0]],
+        ("transition", "request_info"),
+        ("transition", "customer_replied"),
+    ]
+    assert _history(tf, ids[1]) == [*before[ids[1]], ("transition", "request_info")]
+    assert _history(tf, ids[2]) == before[ids[2]]  # the refused units wrote nothing
+    assert _history(tf, ids[3]) == before[ids[3]]
+    assert sorted(heard) == sorted([(ids[0], v0 + 1), (ids[0], v0 + 2), (ids[1], out[1].version)])
+    assert tf.check() == []
+
+
+def test_a_failed_commit_fails_every_unit_of_the_group_and_writes_nothing(
+    gated: tuple[Tierflow, GateClock],
+) -> None:
+    tf, clock = gated
+    ids = [reach(tf, "l1_triage").id for _ in range(3)]
+    before = {tid: _history(tf, tid) for tid in ids}
+    heard: list[int] = []
+    tf.observers.append(lambda view, _events: heard.append(view.id))
+    fail = {"on": False}
+
+    @sa.event.listens_for(tf.db.engine, "commit")
+    def refuse(_conn: Any) -> None:
+        if fail["on"]:
+            raise OSError("disk full")
+
+    def first() -> Any:  # alone: commits normally; the group behind it then fails to
+        view = tf.fire(
+            account=ACCOUNT,
+            ticket_id=ids[0],
+            trigger="request_info",
+            role="l1_agent",
+            note="which username?",
+        )
+        fail["on"] = True
+        return view
+
+    out = _grouped(
+        tf,
+        clock,
+        [
+            first,
+            _fire(tf, ids[1], "request_info", "l1_agent", note="which browser?"),
+            _fire(tf, ids[2], "request_info", "l1_agent", note="which device?"),
+        ],
+    )
+    assert out[0].current.state == "waiting_on_customer"
+    assert [str(o) for o in out[1:]] == ["disk full", "disk full"]
+    assert _history(tf, ids[1]) == before[ids[1]]
+    assert _history(tf, ids[2]) == before[ids[2]]
+    assert heard == [ids[0]]  # nobody hears of what was not committed
+    fail["on"] = False
+    again = tf.fire(
+        account=ACCOUNT,
+        ticket_id=ids[1],
+        trigger="request_info",
+        role="l1_agent",
+        note="which browser?",
+    )
+    assert again.current.state == "waiting_on_customer"  # the writer is usable again
+    assert tf.check() == []
+
+
+def test_an_in_memory_database_runs_units_directly() -> None:
+    tf = Tierflow("sqlite://")
+    try:
+        assert tf.db.group_commit is False
+        assert tf.db.serialised(lambda: 42) == 42
+    finally:
+        tf.db.dispose()
+
+
+def test_paths_still_replay_after_grouping(gated: tuple[Tierflow, GateClock]) -> None:
+    """Every unit kind (respond, comment, update) goes through the group too."""
+    tf, clock = gated
+    t = reach(tf, "l1_triage")
+    out = _grouped(
+        tf,
+        clock,
+        [
+            lambda: tf.respond(account=ACCOUNT, ticket_id=t.id, body="on it", role="l1_agent"),
+            lambda: tf.comment(account=ACCOUNT, ticket_id=t.id, body="seen", role="l1_agent"),
+            _fire(tf, t.id, "request_info", "l1_agent", note="which username?"),
+        ],
+    )
+    assert [o.version for o in out] == [t.version + 1, t.version + 2, t.version + 3]
+    assert [k for k, _ in _history(tf, t.id)][-3:] == ["response", "comment", "transition"]
+    assert tf.check() == []

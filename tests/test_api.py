@@ -3,7 +3,6 @@ Idempotency-Key, pagination, roles and tenant isolation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,25 +17,6 @@ from workflow import Tierflow
 
 LOGIN_STEPS = ["verify_account", "check_lockout", "send_reset", "clear_session"]
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture
-def engine(db_url: str, clock: FakeClock) -> Iterator[Tierflow]:
-    tf = Tierflow(db_url, clock=clock)
-    yield tf
-    tf.db.dispose()
-
-
-@pytest.fixture
-def client(engine: Tierflow) -> Iterator[TestClient]:
-    app = create_app(Settings(admin_token=ADMIN_TOKEN), engine=engine, background=False)
-    with TestClient(app) as c:
-        yield c
-
-
-@pytest.fixture
-def acme(client: TestClient) -> Api:
-    return Api(client, "acme")
 
 
 @pytest.fixture

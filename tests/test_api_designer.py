@@ -4,14 +4,11 @@ what-if, with their refusals as problem+json."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.settings import Settings
 from tests.api_client import ADMIN_TOKEN, Api, auth
 from tests.conftest import FakeClock
 from tests.variants import (
@@ -26,25 +23,6 @@ from tests.variants import (
 from workflow import Tierflow, builtin_definitions
 
 V1 = builtin_definitions()[0]
-
-
-@pytest.fixture
-def engine(db_url: str, clock: FakeClock) -> Iterator[Tierflow]:
-    tf = Tierflow(db_url, clock=clock)
-    yield tf
-    tf.db.dispose()
-
-
-@pytest.fixture
-def client(engine: Tierflow) -> Iterator[TestClient]:
-    app = create_app(Settings(admin_token=ADMIN_TOKEN), engine=engine, background=False)
-    with TestClient(app) as c:
-        yield c
-
-
-@pytest.fixture
-def acme(client: TestClient) -> Api:
-    return Api(client, "acme")
 
 
 def _publish(engine: Tierflow, *edits: tuple[str, str], version: str = "1.1.0") -> None:

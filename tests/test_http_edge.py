@@ -16,17 +16,9 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings
 from tests.api_client import ADMIN_TOKEN, Api, auth
-from tests.conftest import FakeClock
 from workflow import Tierflow
 
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture
-def engine(db_url: str, clock: FakeClock) -> Iterator[Tierflow]:
-    tf = Tierflow(db_url, clock=clock)
-    yield tf
-    tf.db.dispose()
 
 
 @pytest.fixture
@@ -35,11 +27,6 @@ def client(engine: Tierflow) -> Iterator[TestClient]:
     app = create_app(settings, engine=engine, background=False)
     with TestClient(app) as c:
         yield c
-
-
-@pytest.fixture
-def acme(client: TestClient) -> Api:
-    return Api(client, "acme")
 
 
 def _problem(r: Any, status: int, type_end: str) -> dict[str, Any]:

@@ -10,7 +10,8 @@ serves. Keep it that way: an ``async def`` here would run blocking database work
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -278,19 +279,7 @@ def respond(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """A staff reply to the customer; the first one stops the first-response clock."""
-    ticket = scope.engine.respond(
-        account=scope.account,
-        ticket_id=ticket_id,
-        body=body.body,
-        role=scope.role,
-        actor=scope.actor,
-        visibility=body.visibility,
-        expected_version=expected_version(if_match),
-        idempotency=idempotency(
-            idempotency_key, scope.caller, "respond", ticket_id, body.body, body.visibility
-        ),
-    )
-    return ticket_answer(ticket, status=201)
+    return _note(scope.engine.respond, "respond", ticket_id, body, scope, if_match, idempotency_key)
 
 
 @router.post(
@@ -308,7 +297,20 @@ def comment(
 ) -> Response:
     """A comment: a customer's on their own ticket (public), staff's (internal unless they
     say `public`). It moves no state and no clock."""
-    ticket = scope.engine.comment(
+    return _note(scope.engine.comment, "comment", ticket_id, body, scope, if_match, idempotency_key)
+
+
+def _note(
+    write: Callable[..., Any],
+    op: str,
+    ticket_id: int,
+    body: ResponseCreate | CommentCreate,
+    scope: Scope,
+    if_match: str | None,
+    idempotency_key: str | None,
+) -> Response:
+    """A reply or a comment: the same call of the engine, each under its own idempotency name."""
+    ticket = write(
         account=scope.account,
         ticket_id=ticket_id,
         body=body.body,
@@ -317,7 +319,7 @@ def comment(
         visibility=body.visibility,
         expected_version=expected_version(if_match),
         idempotency=idempotency(
-            idempotency_key, scope.caller, "comment", ticket_id, body.body, body.visibility
+            idempotency_key, scope.caller, op, ticket_id, body.body, body.visibility
         ),
     )
     return ticket_answer(ticket, status=201)

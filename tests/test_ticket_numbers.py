@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -392,16 +392,8 @@ def test_migration_numbers_existing_tokens_in_id_order(db_url: str, clock: FakeC
     ]
     assert issued == [1, 1, 2, 2, 3]
     assert store.issue_platform(role="designer", name="Dora")[0] == 1
-    before = _tokens(tf.db)
     tf.db.dispose()
-    db = Database(db_url)
-    _downgrade(db, "0015")
-    with db.engine.connect() as conn:
-        columns = {c["name"] for c in sa.inspect(conn).get_columns("api_token")}
-    assert "number" not in columns
-    schema.upgrade(db)
-    assert _tokens(db) == before
-    db.dispose()
+    _unnumbered_and_back(db_url, "0015", "api_token", _tokens)
     tf = Tierflow(db_url, clock=clock)
     store = TokenStore(tf, None)
     assert store.issue(account="globex", role="integration", name="next")[0] == 4
@@ -413,3 +405,69 @@ def _tokens(db: Database) -> list[tuple[Any, ...]]:
     with db.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT account_id, number, name FROM api_token ORDER BY id"))
         return [tuple(r) for r in rows]
+
+
+WEBHOOKS_KEY = b"test-webhooks-key-0123456789abcdef"
+
+
+def test_webhook_subscriptions_are_numbered_per_account_and_never_renumbered(
+    tf: Tierflow,
+) -> None:
+    """A subscription's id (and so its deliveries' ``webhook-id``) is its number in the
+    account; a deleted one's number is not given again."""
+    from workflow.webhooks import Webhooks, webhook_id
+
+    tf.create_account(slug="globex", name="Globex")
+    hooks = Webhooks(tf, WEBHOOKS_KEY, allow_private=True)
+    made = [
+        (acct, hooks.create(account=acct, url="http://127.0.0.1:9/")[0].id)
+        for acct in ["acme", "globex", "globex", "acme", "globex"]
+    ]
+    assert made == [("acme", 1), ("globex", 1), ("globex", 2), ("acme", 2), ("globex", 3)]
+    assert [s.id for s in hooks.all(account="globex")] == [1, 2, 3]
+    assert hooks.get(account="acme", subscription_id=2).account == "acme"
+    with pytest.raises(NotFound, match="webhook 3 not found"):
+        hooks.get(account="acme", subscription_id=3)
+    hooks.delete(account="globex", subscription_id=3)
+    assert hooks.create(account="globex", url="http://127.0.0.1:9/")[0].id == 4
+    assert webhook_id(4, 17) == "msg_4_17"
+
+
+def test_migration_numbers_existing_webhooks_in_id_order(db_url: str, clock: FakeClock) -> None:
+    from workflow.webhooks import Webhooks
+
+    tf = Tierflow(db_url, clock=clock)
+    for slug in ("acme", "globex"):
+        tf.create_account(slug=slug, name=slug.title())
+    hooks = Webhooks(tf, WEBHOOKS_KEY, allow_private=True)
+    for acct in ["globex", "acme", "globex", "globex"]:
+        hooks.create(account=acct, url="http://127.0.0.1:9/", description=acct)
+    assert [n for _, n, _ in _webhooks(tf.db)] == [1, 1, 2, 3]
+    tf.db.dispose()
+    _unnumbered_and_back(db_url, "0016", "webhook_subscription", _webhooks)
+    tf = Tierflow(db_url, clock=clock)
+    hooks = Webhooks(tf, WEBHOOKS_KEY, allow_private=True)
+    assert hooks.create(account="globex", url="http://127.0.0.1:9/")[0].id == 4
+    assert hooks.create(account="acme", url="http://127.0.0.1:9/")[0].id == 2
+    tf.db.dispose()
+
+
+def _webhooks(db: Database) -> list[tuple[Any, ...]]:
+    with db.engine.connect() as conn:
+        q = "SELECT account_id, number, description FROM webhook_subscription ORDER BY id"
+        return [tuple(r) for r in conn.execute(sa.text(q))]
+
+
+def _unnumbered_and_back(
+    db_url: str, revision: str, table: str, rows: Callable[[Database], list[tuple[Any, ...]]]
+) -> None:
+    """Down to ``revision`` (``table`` without numbers) and up again: the same rows, numbered
+    as they were (in id order per account)."""
+    db = Database(db_url)
+    before = rows(db)
+    _downgrade(db, revision)
+    with db.engine.connect() as conn:
+        assert "number" not in {c["name"] for c in sa.inspect(conn).get_columns(table)}
+    schema.upgrade(db)
+    assert rows(db) == before
+    db.dispose()

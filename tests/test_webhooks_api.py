@@ -202,6 +202,46 @@ def test_the_delivery_log_and_redeliver_over_http(api: Api, tf: Tierflow, send: 
         assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["query", "status"]
 
 
+def test_delivery_ids_are_the_accounts_own_event_sequences(api: Api, send: Send) -> None:
+    """A delivery's id is its event's sequence in the account, and a subscription's id its
+    number there: another account's traffic (here initech's subscription and three tickets,
+    made and delivered first) shows in none of globex's ids."""
+    other = Api(api.client, "initech")
+    hooks: Webhooks = api.client.app.state.webhooks  # type: ignore[attr-defined]
+    d = Dispatcher(hooks, send=send, rng=random.Random(3))
+    try:
+        ids = {}
+        for who, tickets in ((other, 3), (api, 2)):
+            h = who.as_("supervisor")
+            r = who.client.post(
+                who.url("/webhooks"), json={"url": "http://127.0.0.1:9/"}, headers=h
+            )
+            ids[who.account] = r.json()["id"]
+            for _ in range(tickets):
+                who.create()
+            d.run_once()
+        assert ids == {"initech": 1, "globex": 1}  # subscriptions: numbers per account too
+        h = api.as_("supervisor")
+        wid = ids["globex"]
+        log = api.client.get(api.url(f"/webhooks/{wid}/deliveries"), headers=h).json()
+        assert [(i["id"], i["sequence"], i["webhook_id"]) for i in log["items"]] == [
+            (2, 2, "msg_1_2"),
+            (1, 1, "msg_1_1"),
+        ]
+        one = api.client.get(api.url(f"/webhooks/{wid}/deliveries/2"), headers=h)
+        assert (one.status_code, one.json()["id"], one.json()["type"]) == (
+            200,
+            2,
+            "ticket.created",
+        )
+        r = api.client.get(api.url(f"/webhooks/{wid}/deliveries/3"), headers=h)
+        assert (r.status_code, r.json()["detail"]) == (404, "delivery 3 not found")
+        r = api.client.post(api.url(f"/webhooks/{wid}/deliveries/1/redeliver"), headers=h)
+        assert (r.status_code, r.json()["id"], r.json()["status"]) == (202, 1, "pending")
+    finally:
+        d.close()
+
+
 def test_serve_dispatches_in_the_background_and_counts_it(tf: Tierflow, db_url: str) -> None:
     app = create_app(_settings(db_url, webhooks_poll_seconds=0.05, sla_scan_seconds=0), engine=tf)
     delivered_before = _sample("tierflow_webhook_deliveries_total", {"outcome": "delivered"})

@@ -82,6 +82,9 @@ class Account(SQLModel, table=True):
     """The number the account's newest user got (``account_user.number``)."""
     last_token_number: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     """The number the account's newest token got (``api_token.number``)."""
+    last_webhook_number: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    """The number the account's newest webhook subscription got (``webhook_subscription.number``;
+    never given again, so neither is a ``webhook-id``)."""
 
 
 class AccountUser(SQLModel, table=True):
@@ -347,10 +350,17 @@ class WebhookSubscription(SQLModel, table=True):
     secret is not stored: it is derived from the server's webhooks key and ``secret_salt``."""
 
     __tablename__ = "webhook_subscription"
-    __table_args__ = {"sqlite_autoincrement": True}  # ids (and so webhook-ids) never reused
+    __table_args__ = (
+        sa.Index("uq_webhook_subscription_account_number", "account_id", "number", unique=True),
+        {"sqlite_autoincrement": True},
+    )
 
     id: int | None = Field(default=None, primary_key=True)
+    """Internal (deliveries point at it); the API's subscription id is ``number``."""
     account_id: int = Field(foreign_key="account.id", index=True)
+    number: int
+    """The subscription's number within its account (1, 2, 3, ...): the id the API shows and
+    the first part of its deliveries' ``webhook-id``."""
     url: str = Field(max_length=2000)
     events: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     description: str = Field(default="", max_length=500)

@@ -45,7 +45,12 @@ _TAKE = {
     .where(A.c.id == sa.bindparam("b_account"))
     .values({counter: A.c[counter] + 1})
     .returning(A.c[counter])
-    for counter in ("last_ticket_number", "last_user_number", "last_token_number")
+    for counter in (
+        "last_ticket_number",
+        "last_user_number",
+        "last_token_number",
+        "last_webhook_number",
+    )
 }
 
 

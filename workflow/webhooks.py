@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection
 from . import outbox
 from .errors import InputError, NotFound, TierflowError
 from .models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from .records import take_number
 from .webhooks_urls import Resolver, check_url
 
 if TYPE_CHECKING:
@@ -125,9 +126,10 @@ def secret_for(key: bytes, salt: str) -> str:
     return "whsec_" + base64.b64encode(raw).decode()
 
 
-def webhook_id(subscription_id: int, sequence: int) -> str:
-    """The ``webhook-id`` of an event for a subscription: identical on every attempt."""
-    return f"msg_{subscription_id}_{sequence}"
+def webhook_id(number: int, sequence: int) -> str:
+    """The ``webhook-id`` of an event for a subscription (its number in the account): identical
+    on every attempt, never another subscription's (numbers are not given twice)."""
+    return f"msg_{number}_{sequence}"
 
 
 # --- views ---------------------------------------------------------------------------------
@@ -155,6 +157,8 @@ class Attempt:
 @dataclass(frozen=True, slots=True)
 class Delivery:
     id: int
+    """The event's ``sequence`` in its account (a subscription gets each event once), so an
+    id says nothing of other accounts' traffic; the row's own key stays internal."""
     subscription_id: int
     sequence: int
     type: str
@@ -240,6 +244,7 @@ class Webhooks:
         }
         row["updated_at"] = row["created_at"]
         with self.tf.db.write() as conn:
+            row["number"] = take_number(conn, account_id, "last_webhook_number")
             row["cursor"] = _high(conn, account_id)
             row["id"] = conn.execute(sa.insert(WS).returning(WS.c.id), row).scalar_one()
         return self._view(account, row), secret_for(self.key, salt)
@@ -248,7 +253,7 @@ class Webhooks:
         account_id = self.tf.account_id(account)
         with self.tf.db.read() as conn:
             rows = conn.execute(
-                sa.select(WS).where(WS.c.account_id == account_id).order_by(WS.c.id)
+                sa.select(WS).where(WS.c.account_id == account_id).order_by(WS.c.number)
             ).mappings()
             return [self._view(account, r) for r in rows]
 
@@ -284,17 +289,17 @@ class Webhooks:
                     changes["cursor"] = _high(conn, row["account_id"])
             if changes:
                 changes["updated_at"] = self.tf.clock()
-                conn.execute(sa.update(WS).where(WS.c.id == subscription_id).values(changes))
+                conn.execute(sa.update(WS).where(WS.c.id == row["id"]).values(changes))
             return self._view(account, {**row, **changes})
 
     def delete(self, *, account: str, subscription_id: int) -> None:
         """Remove the subscription and its delivery log; nothing more is sent to it."""
         with self.tf.db.write() as conn:
-            self._row(conn, account, subscription_id, lock=True)
-            ids = sa.select(WD.c.id).where(WD.c.subscription_id == subscription_id)
+            sid = self._row(conn, account, subscription_id, lock=True)["id"]
+            ids = sa.select(WD.c.id).where(WD.c.subscription_id == sid)
             conn.execute(sa.delete(WA).where(WA.c.delivery_id.in_(ids)))
-            conn.execute(sa.delete(WD).where(WD.c.subscription_id == subscription_id))
-            conn.execute(sa.delete(WS).where(WS.c.id == subscription_id))
+            conn.execute(sa.delete(WD).where(WD.c.subscription_id == sid))
+            conn.execute(sa.delete(WS).where(WS.c.id == sid))
 
     def deliveries(
         self,
@@ -309,20 +314,20 @@ class Webhooks:
         if status is not None and status not in STATUSES:
             raise InputError("status", f"unknown status {status!r}; known: {', '.join(STATUSES)}")
         with self.tf.db.read() as conn:
-            self._row(conn, account, subscription_id)
-            q = sa.select(WD).where(WD.c.subscription_id == subscription_id)
+            sub = self._row(conn, account, subscription_id)
+            q = sa.select(WD).where(WD.c.subscription_id == sub["id"])
             if status is not None:
                 q = q.where(WD.c.status == status)
             if before is not None:
                 q = q.where(WD.c.sequence < before)
             rows = list(conn.execute(q.order_by(WD.c.sequence.desc()).limit(limit)).mappings())
-            return _deliveries(conn, rows)
+            return _deliveries(conn, sub["number"], rows)
 
     def delivery(self, *, account: str, subscription_id: int, delivery_id: int) -> Delivery:
         with self.tf.db.read() as conn:
-            self._row(conn, account, subscription_id)
-            row = self._delivery_row(conn, subscription_id, delivery_id)
-            return _deliveries(conn, [row])[0]
+            sub = self._row(conn, account, subscription_id)
+            row = self._delivery_row(conn, sub["id"], delivery_id)
+            return _deliveries(conn, sub["number"], [row])[0]
 
     def redeliver(self, *, account: str, subscription_id: int, delivery_id: int) -> Delivery:
         """Send a delivery again now (same body, same ``webhook-id``): a delivered or
@@ -330,21 +335,21 @@ class Webhooks:
         backoff. It goes before the subscription's later deliveries."""
         now = self.tf.clock()
         with self.tf.db.write() as conn:
-            self._row(conn, account, subscription_id, lock=True)
-            row = self._delivery_row(conn, subscription_id, delivery_id)
+            sub = self._row(conn, account, subscription_id, lock=True)
+            row = self._delivery_row(conn, sub["id"], delivery_id)
             values: dict[str, Any] = {"next_attempt_at": now}
             if row["status"] != "pending":
                 values.update(status="pending", window_start=now)
-            conn.execute(sa.update(WD).where(WD.c.id == delivery_id).values(values))
-            row = self._delivery_row(conn, subscription_id, delivery_id)
-            return _deliveries(conn, [row])[0]
+            conn.execute(sa.update(WD).where(WD.c.id == row["id"]).values(values))
+            row = self._delivery_row(conn, sub["id"], delivery_id)
+            return _deliveries(conn, sub["number"], [row])[0]
 
     # --- rows ------------------------------------------------------------------------------
     def _row(
         self, conn: Connection, account: str, subscription_id: int, *, lock: bool = False
     ) -> dict[str, Any]:
         account_id = self.tf.account_id(account)
-        q = sa.select(WS).where(WS.c.id == subscription_id, WS.c.account_id == account_id)
+        q = sa.select(WS).where(WS.c.account_id == account_id, WS.c.number == subscription_id)
         if lock and conn.dialect.name == "postgresql":
             q = q.with_for_update()
         row = conn.execute(q).mappings().first()
@@ -356,7 +361,9 @@ class Webhooks:
     def _delivery_row(conn: Connection, subscription_id: int, delivery_id: int) -> dict[str, Any]:
         row = (
             conn.execute(
-                sa.select(WD).where(WD.c.id == delivery_id, WD.c.subscription_id == subscription_id)
+                sa.select(WD).where(
+                    WD.c.subscription_id == subscription_id, WD.c.sequence == delivery_id
+                )
             )
             .mappings()
             .first()
@@ -368,7 +375,7 @@ class Webhooks:
     @staticmethod
     def _view(account: str, r: Any) -> Subscription:
         return Subscription(
-            id=r["id"],
+            id=r["number"],
             account=account,
             url=r["url"],
             events=list(r["events"]),
@@ -396,7 +403,8 @@ def _high(conn: Connection, account_id: int) -> int:
     return int(high or 0)
 
 
-def _deliveries(conn: Connection, rows: Sequence[Any]) -> list[Delivery]:
+def _deliveries(conn: Connection, number: int, rows: Sequence[Any]) -> list[Delivery]:
+    """``rows`` of the subscription numbered ``number`` in its account, with their attempts."""
     logs: dict[int, list[Attempt]] = {r["id"]: [] for r in rows}
     if logs:
         for a in conn.execute(
@@ -407,11 +415,11 @@ def _deliveries(conn: Connection, rows: Sequence[Any]) -> list[Delivery]:
             )
     return [
         Delivery(
-            id=r["id"],
-            subscription_id=r["subscription_id"],
+            id=r["sequence"],
+            subscription_id=number,
             sequence=r["sequence"],
             type=r["type"],
-            webhook_id=webhook_id(r["subscription_id"], r["sequence"]),
+            webhook_id=webhook_id(number, r["sequence"]),
             status=r["status"],
             attempts=r["attempts"],
             event_at=r["event_at"],

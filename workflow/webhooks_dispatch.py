@@ -508,7 +508,7 @@ class Dispatcher:
     ) -> Sent:
         if isinstance(target, str) or signer is None:
             return Sent(None, None, str(target))
-        msg_id = webhook_id(sub["id"], head["sequence"])
+        msg_id = webhook_id(sub["number"], head["sequence"])
         stamp = datetime.fromtimestamp(math.floor(self.wall()), UTC)
         signature = signer.sign(msg_id, stamp, head["payload"])
         headers = {

@@ -125,7 +125,9 @@ def get_webhooks(request: Request, scope: ScopeDep) -> Webhooks:
 
 WebhooksDep = Annotated[Webhooks, Depends(get_webhooks)]
 WebhookId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The subscription's id")]
-DeliveryId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The delivery's id")]
+DeliveryId = Annotated[
+    int, Path(ge=1, le=2**31 - 1, description="The delivery's id: its event's sequence")
+]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated)

@@ -1,4 +1,4 @@
-"""Numbers per account (migrations 0014 to 0016): the rows of ``table`` get a ``number``
+"""Numbers per account (migrations 0014 to 0017): the rows of ``table`` get a ``number``
 1, 2, 3, ... within their account, in the order of their (global) ids, and ``account`` a
 counter holding the number its newest row got, so new rows continue after it."""
 

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from api.cli import main as cli
-from tests import test_api
 from tests.api_client import Api
 from workflow import DefinitionError, Tierflow, parse_text
 
@@ -247,7 +246,6 @@ def test_duplicate_keys_use_the_first_value() -> None:
 
 
 # --- over HTTP, on each backend ------------------------------------------------------------
-engine, client, acme = test_api.engine, test_api.client, test_api.acme
 
 
 @pytest.mark.parametrize("route", ["/v1/workflows/validate", "/v1/workflows/tiny/versions"])

@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 
 from api.cli import main as cli
 from api.tokens import TokenStore
-from tests import test_api
 from tests.api_client import ADMIN_TOKEN, Api, auth
 from tests.conftest import FakeClock
 from tests.scenarios import reach
@@ -159,7 +158,6 @@ def test_the_definitions_folder_is_published_at_start(
 
 
 # --- HTTP ----------------------------------------------------------------------------------
-engine, client, acme = test_api.engine, test_api.client, test_api.acme  # the API tests' fixtures
 
 
 @pytest.fixture

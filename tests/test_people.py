@@ -4,17 +4,21 @@ listing without secrets, revocation, expiry, and the history naming the person."
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.tokens import TokenStore, digest
 from tests.api_client import Api, auth
 from tests.conftest import FakeClock
-from workflow import Tierflow, schema
+from workflow import AlreadyExists, Tierflow, people, schema
 from workflow.db import Database
+from workflow.models import AccountUser
+from workflow.records import take_number
 
 
 def _post(acme: Api, path: str, body: dict[str, Any], role: str = "supervisor") -> Any:
@@ -208,3 +212,63 @@ def test_migration_0009_makes_existing_tokens_peoples(db_url: str) -> None:
     assert roles == [["l1_agent"], ["customer"]]
     assert linked == {1: None, 2: users[0].id, 3: None, 4: users[1].id}
     db.dispose()
+
+
+def test_concurrent_creates_of_one_email_give_a_clear_conflict(tf: Tierflow) -> None:
+    """Two creates of the same e-mail at once: the second answers AlreadyExists (409 in the
+    API), never a database error. Made deterministic on PostgreSQL: the first create holds its
+    transaction open until the second is seen waiting for it."""
+    if tf.db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers: the two creates cannot overlap")
+    account_id = tf.account_id("acme")
+    first = tf.db.engine.connect()
+    first.begin()
+    number = take_number(first, account_id, "last_user_number")
+    first.execute(
+        sa.insert(AccountUser.__table__),  # type: ignore[attr-defined]
+        {
+            "account_id": account_id,
+            "number": number,
+            "name": "Bea",
+            "email": "bea@example.com",
+            "roles": ["customer"],
+            "org_wide": False,
+            "created_at": tf.clock(),
+        },
+    )
+    outcome: list[BaseException | people.User] = []
+
+    def second() -> None:
+        try:
+            outcome.append(
+                people.create_user(
+                    tf, account="acme", name="Bea B", roles=["customer"], email="Bea@example.com"
+                )
+            )
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            outcome.append(exc)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with tf.db.engine.connect() as probe:
+        for _ in range(2000):  # bounded: until the second create waits for the first
+            waiting = probe.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            ).scalar_one()
+            probe.rollback()
+            if waiting:
+                break
+            thread.join(0.005)
+        else:
+            pytest.fail("the second create never waited for the first")
+    first.commit()
+    first.close()
+    thread.join(10)
+    assert not thread.is_alive()
+    [result] = outcome
+    assert isinstance(result, AlreadyExists)
+    assert str(result) == "email: a user of 'acme' already has e-mail 'bea@example.com'"
+    assert [u.name for u in people.users(tf, account="acme")] == ["Bea"]

@@ -74,6 +74,10 @@ def create_user(
     account_id = tf.account_id(account)
     now = tf.clock()
     with tf.db.write() as conn:
+        # the number first: it locks the account's row until this transaction ends, so a
+        # concurrent create of the same e-mail has committed before the check below reads
+        # (a rolled-back create gives its number back)
+        number = take_number(conn, account_id, "last_user_number")
         if (
             email is not None
             and conn.execute(
@@ -81,7 +85,6 @@ def create_user(
             ).first()
         ):
             raise AlreadyExists("email", f"a user of {account!r} already has e-mail {email!r}")
-        number = take_number(conn, account_id, "last_user_number")
         row = {
             "account_id": account_id,
             "number": number,
@@ -137,6 +140,6 @@ def requester_for(tf: Tierflow, *, account: str, name: str, email: str) -> int:
             return int(found.number)
         try:
             return create_user(tf, account=account, name=name, roles=["customer"], email=email).id
-        except (AlreadyExists, sa.exc.IntegrityError):
+        except AlreadyExists:
             continue
     raise AlreadyExists("email", f"a user of {account!r} already has e-mail {email!r}")

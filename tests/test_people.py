@@ -245,7 +245,7 @@ def test_concurrent_creates_of_one_email_give_a_clear_conflict(tf: Tierflow) -> 
                     tf, account="acme", name="Bea B", roles=["customer"], email="Bea@example.com"
                 )
             )
-        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+        except BaseException as exc:  # the test inspects it
             outcome.append(exc)
 
     thread = threading.Thread(target=second)

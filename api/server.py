@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import sys
 import tempfile
+from types import FrameType
 
 import uvicorn
 
@@ -50,9 +53,11 @@ def serve(*, host: str, port: int, workers: int, demo: bool, database_url: str |
             print("tierflow: demo account 'demo' already present")
     engine.db.dispose()
     dispatching = settings.webhooks_dispatch  # in a process of its own (api/webhooks_process.py)
+    metrics_dir = None
     if (workers > 1 or dispatching) and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # every worker (and the dispatcher) writes its metrics here; /metrics sums them
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tierflow-metrics-")
+        metrics_dir = tempfile.mkdtemp(prefix="tierflow-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     dispatcher = None
     if dispatching:
         dispatcher = webhooks_process.start(poll=settings.webhooks_poll_seconds)
@@ -61,6 +66,10 @@ def serve(*, host: str, port: int, workers: int, demo: bool, database_url: str |
         f"tierflow: serving {settings.database_url} on http://{host}:{port} (docs: /docs)",
         flush=True,
     )
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler
+    # it found: this one, so the cleanup below runs (the default handler would end the process
+    # first, leaving the metrics directory behind)
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         uvicorn.run(
             "api.app:app_from_env",
@@ -71,7 +80,19 @@ def serve(*, host: str, port: int, workers: int, demo: bool, database_url: str |
             access_log=False,
             log_level="info",
         )
+    except _Terminated:
+        pass  # a clean stop: exit status 0, as after Ctrl-C
     finally:
         if dispatcher is not None:
             webhooks_process.stop(dispatcher, timeout=settings.webhooks_timeout_seconds + 5)
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived (and uvicorn has already shut down gracefully)."""
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated

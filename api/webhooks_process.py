@@ -36,9 +36,8 @@ def start(*, poll: float) -> subprocess.Popen[bytes]:
 
 
 def _end_with_parent() -> None:
-    """Linux: SIGTERM when the parent ends (uvicorn ends ``serve`` by re-raising the signal it
-    caught, so ``serve`` itself gets no chance to stop us). Elsewhere the dispatcher notices
-    within half a second that it was re-parented."""
+    """Linux: SIGTERM when the parent ends, also when it cannot stop us itself (``kill -9``).
+    Elsewhere the dispatcher notices within half a second that it was re-parented."""
     with contextlib.suppress(Exception):
         import ctypes
 

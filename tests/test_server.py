@@ -177,6 +177,22 @@ def test_serve_refuses_an_outdated_schema(tmp_path: Path) -> None:
     assert "run `tierflow db upgrade`" in out.stderr
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_stops_cleanly_on_sigterm(tmp_path: Path, workers: int) -> None:
+    """SIGTERM (what a service manager sends): uvicorn shuts down gracefully, then serve's own
+    cleanup runs - the dispatcher stopped, the metrics directory removed - and it exits 0."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    url = f"sqlite:///{tmp_path}/stopped.db"
+    with live_server(url, tmp_path, workers=workers, env={"TMPDIR": str(scratch)}) as live:
+        assert [p.name[:17] for p in scratch.iterdir()] == ["tierflow-metrics-"]
+        proc = live.proc
+        assert proc is not None
+    assert proc.returncode == 0, live.log()
+    assert list(scratch.iterdir()) == []
+    assert "Finished server process" in live.log()
+
+
 def test_tokens_resolve_from_memory_for_half_a_second_and_never_cache_a_miss(
     db_url: str, clock: FakeClock
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import ssl
 import sys
 import threading
 import time
@@ -36,7 +37,7 @@ Handler = Callable[[BaseHTTPRequestHandler], None]
 class _Server:
     """An HTTP/1.1 receiver (keep-alive) that notes each request's connection (client port)."""
 
-    def __init__(self, answer: Handler) -> None:
+    def __init__(self, answer: Handler, tls: ssl.SSLContext | None = None) -> None:
         seen = self.seen = []  # type: list[tuple[int, str, str]]
 
         class H(BaseHTTPRequestHandler):
@@ -52,6 +53,8 @@ class _Server:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.server.daemon_threads = True
+        if tls is not None:  # HTTPS: the listening socket hands out TLS connections
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = int(self.server.server_address[1])
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -63,8 +66,8 @@ class _Server:
 
 
 @contextmanager
-def server(answer: Handler) -> Iterator[_Server]:
-    s = _Server(answer)
+def server(answer: Handler, tls: ssl.SSLContext | None = None) -> Iterator[_Server]:
+    s = _Server(answer, tls)
     try:
         yield s
     finally:

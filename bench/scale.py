@@ -7,6 +7,12 @@ times with ``INSERT … SELECT`` inside SQLite, each copy shifted back in time b
 grow with ``received_at``, a year of tickets). Indexes are dropped for the copy and rebuilt
 after. Open tickets are mostly recent; the SLA scanner is assumed to have run (past-due running
 clocks have their breach recorded).
+
+The copies are shaped like tierflow's rows, not replayable histories: ``tierflow check`` reports
+them. A copy keeps its template's clock figures (business seconds elapsed) while its instants
+move by an age in plain seconds, into other business hours; its ``created`` event keeps the
+template's ``received_at``; the breaches set here have no ``sla_breached`` event. The queries
+measured here read the stored columns only, so none of that changes a figure.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ CALENDAR = {
 """The policy's company works on Chile's clock (summer time included) and Chile's holidays."""
 
 # (subject, ticket fields, steps): one or more tickets per state
-TICKETS: list[tuple[str, dict[str, str], list[tuple[Any, ...]]]] = [
+TICKETS: list[tuple[str, dict[str, Any], list[tuple[Any, ...]]]] = [
     ("Password reset email never arrives", TECH, []),
     ("Locked out after several attempts", TECH, [TRIAGE]),
     (

@@ -321,7 +321,7 @@ class SlaClock(BaseModel):
     breached_at: datetime | None
 
 
-_FR_CLOCK = {
+_FR_CLOCK: dict[str, Any] = {
     "target_business_seconds": 32400,
     "due_at": "2026-11-25T14:00:00Z",
     "status": "running",
@@ -330,7 +330,7 @@ _FR_CLOCK = {
     "remaining_business_seconds": 28800,
     "breached_at": None,
 }
-_NO_TARGET = {
+_NO_TARGET: dict[str, Any] = {
     **_FR_CLOCK,
     "target_business_seconds": None,
     "due_at": None,

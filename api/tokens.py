@@ -216,7 +216,8 @@ class TokenStore:
         """The tokens of ``account``, or (None) the platform's own roles' (never the admin's)."""
         if account is None:
             return sa.and_(TOK.c.account_id.is_(None), TOK.c.role.in_(PLATFORM_ROLES))
-        return TOK.c.account_id == self.tf.account_id(account)
+        owned: sa.ColumnElement[bool] = TOK.c.account_id == self.tf.account_id(account)
+        return owned
 
     def issue_platform(self, *, role: str, name: str) -> tuple[int, str]:
         """A token of a platform role (no account): ``designer``."""

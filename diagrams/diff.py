@@ -77,8 +77,8 @@ def diff_diagram(
             edges.append(_mark_edge(e, S_ADDED, "added", ["+ added"], [tip]))
         elif key in changes:
             lines = changes[key]
-            what = sorted({line.split(":", 1)[0] for line in lines})
-            edges.append(_mark_edge(e, S_CHANGED, "changed", [f"~ {', '.join(what)}"], lines))
+            parts = ", ".join(sorted({line.split(":", 1)[0] for line in lines}))
+            edges.append(_mark_edge(e, S_CHANGED, "changed", [f"~ {parts}"], lines))
         else:
             edges.append(replace(e, style=S_SAME_EDGE.over(e.style), classes=(*e.classes, "same")))
     for e in before.edges:

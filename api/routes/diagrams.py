@@ -4,7 +4,7 @@ place in it, and the live load of one account."""
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 
@@ -17,14 +17,14 @@ from ..deps import EngineDep, PrincipalDep, ScopeDep, TicketDep
 router = APIRouter(tags=["diagrams"])
 
 Format = Literal["svg", "png", "dot", "mmd"]
-IMAGE = {
+IMAGE: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {media: {} for media in diagrams.MEDIA_TYPES.values()},
         "description": "The diagram (SVG, PNG, Graphviz DOT or Mermaid source)",
     },
     503: {"description": "Graphviz (`dot`) is not installed: SVG/PNG unavailable"},
 }
-NOT_MODIFIED = {
+NOT_MODIFIED: dict[str, Any] = {
     "description": "Not modified: `If-None-Match` names the current ETag (no body)",
     "headers": {"ETag": {"schema": {"type": "string"}}},
 }

@@ -7,7 +7,7 @@ runs inside ``serve`` (``api.app``) or as ``tierflow webhooks dispatch``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,7 +46,7 @@ class WebhookCreate(BaseModel):
     )
 
     url: Url
-    events: Events = Field(default_factory=lambda: [ALL])
+    events: Events = Field(default_factory=lambda: [cast(EventType, ALL)])
     description: Description = ""
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -227,3 +228,104 @@ def test_paths_still_replay_after_grouping(gated: tuple[Tierflow, GateClock]) ->
     assert [o.version for o in out] == [t.version + 1, t.version + 2, t.version + 3]
     assert [k for k, _ in _history(tf, t.id)][-3:] == ["response", "comment", "transition"]
     assert tf.check() == []
+
+
+# --- submit: units without a waiting thread, run by the database's writer thread -------------
+@pytest.fixture
+def triaged(gated: tuple[Tierflow, GateClock]) -> tuple[Tierflow, GateClock, list[int]]:
+    """The gated engine and three tickets in ``l1_triage``."""
+    tf, clock = gated
+    return tf, clock, [reach(tf, "l1_triage").id for _ in range(3)]
+
+
+def _writer_held(tf: Tierflow, clock: GateClock, tid: int) -> Future[Any]:
+    """Submit ``request_info`` on ticket ``tid``; returns once the writer thread is blocked
+    inside that unit (until ``clock.release()``)."""
+    clock.hold()
+    first = tf.db.submit(_fire(tf, tid, "request_info", "l1_agent", note="which username?"))
+    assert clock.entered.wait(WAIT)
+    return first
+
+
+def test_submitted_units_commit_together_and_each_future_gets_its_own_answer(
+    triaged: tuple[Tierflow, GateClock, list[int]],
+) -> None:
+    tf, clock, ids = triaged
+    before = _history(tf, ids[2])
+    heard: list[int] = []
+    tf.observers.append(lambda view, _events: heard.append(view.id))
+    commits = _commits(tf)
+    first = _writer_held(tf, clock, ids[0])
+    rest = [
+        tf.db.submit(_fire(tf, ids[1], "request_info", "l1_agent", note="which browser?")),
+        tf.db.submit(_fire(tf, ids[2], "customer_replied", "customer")),  # not from l1_triage
+        tf.db.submit(_fire(tf, ids[0], "customer_replied", "customer")),
+    ]
+    assert len(tf.db._queue) == 3 and not any(f.done() for f in [first, *rest])
+    clock.release()
+    assert first.result(WAIT).current.state == "waiting_on_customer"
+    assert rest[0].result(WAIT).current.state == "waiting_on_customer"
+    assert isinstance(rest[1].exception(WAIT), InvalidTransition)
+    assert rest[2].result(WAIT).current.state == "l1_triage"
+    assert len(commits) == 2  # the first alone, then the three queued behind it as one
+    assert _history(tf, ids[2]) == before
+    assert sorted(heard) == sorted([ids[0], ids[1], ids[0]])  # all after their COMMIT
+    assert tf.check() == []
+
+
+def test_the_lead_passes_between_waiting_callers_and_the_writer_thread(
+    triaged: tuple[Tierflow, GateClock, list[int]],
+) -> None:
+    """A caller of ``serialised`` leading hands the lead to the writer thread when a submitted
+    unit is next, and the writer thread runs (and wakes) a waiting caller's unit."""
+    tf, clock, ids = triaged
+    out: list[Any] = []
+    clock.hold()
+    leader = threading.Thread(
+        target=lambda: out.append(_fire(tf, ids[0], "request_info", "l1_agent", note="a")())
+    )
+    leader.start()
+    assert clock.entered.wait(WAIT)  # a caller of serialised leads, inside its unit
+    submitted = tf.db.submit(_fire(tf, ids[1], "request_info", "l1_agent", note="b"))
+    waiting = threading.Thread(
+        target=lambda: out.append(_fire(tf, ids[2], "request_info", "l1_agent", note="c")())
+    )
+    waiting.start()
+    _wait_for(lambda: len(tf.db._queue) == 2)
+    clock.release()
+    assert submitted.result(WAIT).current.state == "waiting_on_customer"
+    for t in (leader, waiting):
+        t.join(WAIT)
+        assert not t.is_alive()
+    assert sorted(v.id for v in out) == [ids[0], ids[2]]
+    assert all(v.current.state == "waiting_on_customer" for v in out)
+    assert tf.db.submit(lambda: 7).result(WAIT) == 7  # nobody leads now: the writer takes it
+
+
+def test_a_future_cancelled_before_its_unit_ran_skips_the_unit(
+    triaged: tuple[Tierflow, GateClock, list[int]],
+) -> None:
+    tf, clock, ids = triaged
+    before = _history(tf, ids[1])
+    first = _writer_held(tf, clock, ids[0])
+    dropped = tf.db.submit(_fire(tf, ids[1], "request_info", "l1_agent", note="b"))
+    assert dropped.cancel()
+    clock.release()
+    assert first.result(WAIT).current.state == "waiting_on_customer"
+    assert tf.db.submit(lambda: 7).result(WAIT) == 7  # the writer thread goes on
+    assert _history(tf, ids[1]) == before
+
+
+def test_dispose_ends_the_writer_thread_and_submit_needs_group_commit(tmp_path: Path) -> None:
+    tf = Tierflow(f"sqlite:///{tmp_path}/tierflow.db")
+    assert tf.db.submit(lambda: 42).result(WAIT) == 42
+    thread = tf.db._writer_thread
+    assert thread is not None and thread.is_alive()
+    tf.db.dispose()
+    assert not thread.is_alive()
+    memory = Tierflow("sqlite://")
+    try:
+        with pytest.raises(RuntimeError, match="group commit"):
+            memory.db.submit(lambda: 42)
+    finally:
+        memory.db.dispose()

@@ -4,7 +4,8 @@ SQLite (the embedded default) runs in WAL mode with ``synchronous=NORMAL`` and a
 and writes are serialised: one process-wide lock, one writer connection kept open, and
 ``BEGIN IMMEDIATE``, so threads never fight over the file lock ("database is locked") and a
 transaction never has to upgrade its lock half-way. Units of work that queue up behind that
-lock are committed together (:meth:`Database.serialised`: group commit, a savepoint each).
+lock are committed together (:meth:`Database.serialised`: group commit, a savepoint each);
+:meth:`Database.submit` queues a unit without a waiting thread: the writer thread runs it.
 Other backends (PostgreSQL through ``postgresql+psycopg://``) use a pre-pinged pool and rely
 on the compare-and-set on ``ticket.version`` for concurrency.
 """
@@ -17,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +40,14 @@ MAX_GROUP = 64
 R = TypeVar("R")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Queued(Generic[R]):
-    """A unit of work waiting for its group: what to run, then its outcome."""
+    """A unit of work waiting for its group: what to run, then its outcome. A caller of
+    ``serialised`` waits on ``wake``; a unit given to ``submit`` has a ``future`` instead."""
 
     fn: Callable[[], R]
-    wake: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event | None = None
+    future: Future[R] | None = None
     done: bool = False
     result: Any = None
     error: BaseException | None = None
@@ -82,6 +86,10 @@ class Database:
         self._queue: list[_Queued[Any]] = []
         self._queue_lock = threading.Lock()
         self._leading = False
+        self._writer_thread: threading.Thread | None = None
+        self._writer_wake = threading.Event()  # the writer thread is to lead, or to stop
+        self._writer_leads = False  # the lead was given to the writer thread (under the lock)
+        self._writer_stop = False
         u_db = u.database or ""
         self.group_commit = self.is_sqlite and u_db not in ("", ":memory:")
         """Units of work queued behind the SQLite writer commit together (a file database:
@@ -131,34 +139,94 @@ class Database:
         (nothing of it was written). Durability is that of a single transaction: a caller
         returns after the COMMIT, as before. Callbacks registered with :meth:`after_commit`
         run after that COMMIT. Elsewhere (PostgreSQL, in-memory SQLite, or already inside a
-        group) ``fn`` simply runs."""
-        if not self.group_commit or getattr(self._local, "group", None) is not None:
+        queued unit) ``fn`` simply runs."""
+        if not self.group_commit or self._inside():
             return fn()
-        me: _Queued[R] = _Queued(fn)
+        me: _Queued[R] = _Queued(fn, threading.Event())
         with self._queue_lock:
             self._queue.append(me)
             lead = not self._leading
             self._leading = True
         if not lead:
+            assert me.wake is not None
             me.wake.wait()  # set when done, or when handed the lead
-        while not me.done:  # lead: the oldest queued units, first come first committed
+        if not me.done:
+            self._lead(me)
+        if me.error is not None:
+            raise me.error
+        result: R = me.result
+        return result
+
+    def submit(self, fn: Callable[[], R]) -> Future[R]:
+        """Queue ``fn`` (a unit of work, or a call that runs one) like :meth:`serialised`,
+        without a thread waiting for it: the future completes with its result or exception
+        after the COMMIT that holds its writes (the same durability). The units run in a
+        writer thread of this database, which leads the groups while units are queued.
+        A future cancelled before its unit started skips the unit. Only with
+        :attr:`group_commit` (a SQLite file)."""
+        if not self.group_commit:
+            raise RuntimeError("submit needs group commit (a SQLite file database)")
+        future: Future[R] = Future()
+        me: _Queued[R] = _Queued(fn, future=future)
+        with self._queue_lock:
+            self._queue.append(me)
+            if not self._leading:
+                self._leading = self._writer_leads = True
+                self._writer_wake.set()
+            if self._writer_thread is None:
+                self._writer_stop = False
+                self._writer_thread = threading.Thread(
+                    target=self._writer_loop, name="tierflow-writer", daemon=True
+                )
+                self._writer_thread.start()
+        return future
+
+    def _inside(self) -> bool:
+        """Whether this thread is running a queued unit (its nested units simply run)."""
+        return getattr(self._local, "group", None) is not None or getattr(
+            self._local, "unit", False
+        )
+
+    def _writer_loop(self) -> None:
+        while True:
+            self._writer_wake.wait()
+            with self._queue_lock:
+                self._writer_wake.clear()
+                leads, self._writer_leads = self._writer_leads, False
+            if leads:
+                self._lead(None)
+            if self._writer_stop:
+                return
+
+    def _hand_lead(self, q: _Queued[Any]) -> None:
+        """(Under the queue lock.) The lead goes to ``q``'s waiting caller, or to the writer
+        thread for a submitted unit."""
+        if q.wake is not None:
+            q.wake.set()
+        else:
+            self._writer_leads = True
+            self._writer_wake.set()
+
+    def _lead(self, me: _Queued[Any] | None) -> None:
+        """Run groups of queued units, oldest first: until ``me`` is done (a caller of
+        ``serialised``; then the lead goes to the oldest waiting unit), or, for the writer
+        thread (``me`` None), until the queue is empty."""
+        idle = False
+        while not idle and (me is None or not me.done):
             with self._queue_lock:
                 batch, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+            batch = [q for q in batch if q.future is None or _start(q.future)]
             try:
                 self._run_group(batch)
             finally:
                 for q in batch:
                     if q is not me:
-                        q.wake.set()
+                        _finish(q)
                 with self._queue_lock:
                     if not self._queue:
-                        self._leading = False
-                    elif me.done:  # hand the lead to the oldest waiting unit
-                        self._queue[0].wake.set()
-        if me.error is not None:
-            raise me.error
-        result: R = me.result
-        return result
+                        self._leading, idle = False, True
+                    elif me is not None and me.done:  # hand the lead to the oldest waiting unit
+                        self._hand_lead(self._queue[0])
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Call ``fn`` once the current unit of work is committed: after its group's COMMIT
@@ -170,12 +238,17 @@ class Database:
             group.after.append(fn)
 
     def _run_group(self, batch: list[_Queued[Any]]) -> None:
+        if not batch:
+            return
         if len(batch) == 1:  # alone: its own transaction, no savepoint
             one = batch[0]
+            self._local.unit = True
             try:
                 one.result = one.fn()
             except BaseException as exc:
                 one.error = exc
+            finally:
+                self._local.unit = False
             one.done = True
             return
         after: list[Callable[[], None]] = []
@@ -264,6 +337,12 @@ class Database:
         return self._writer_conn
 
     def dispose(self) -> None:
+        with self._queue_lock:
+            thread, self._writer_thread = self._writer_thread, None
+        if thread is not None:  # it ends once it has answered every unit it was given
+            self._writer_stop = True
+            self._writer_wake.set()
+            thread.join()
         if self._write_lock is not None:
             with self._write_lock:
                 if self._writer_conn is not None:
@@ -273,6 +352,22 @@ class Database:
 
 
 _XACT_LOCK = sa.text("SELECT pg_advisory_xact_lock(:k)")
+
+
+def _start(future: Future[Any]) -> bool:
+    """Whether a submitted unit is to run (False: its future was cancelled before it)."""
+    return future.set_running_or_notify_cancel()
+
+
+def _finish(q: _Queued[Any]) -> None:
+    """Answer a queued unit once its group is over: its future, or its waiting caller."""
+    if q.future is None:
+        assert q.wake is not None
+        q.wake.set()
+    elif q.error is not None:
+        q.future.set_exception(q.error)
+    else:
+        q.future.set_result(q.result)
 
 
 def _end_open_transaction(conn: Connection) -> None:

@@ -11,18 +11,20 @@ from workflow import Idempotency, InputError, TicketView
 from .schemas import TicketPublic
 
 MAX_VERSION_DIGITS = 18  # a version fits a 64-bit integer
+IF_MATCH_PATTERN = r'^\s*(\*|(W/)?"?[0-9]{1,18}"?)\s*$'
+IDEMPOTENCY_KEY_MAX = 200
 IfMatch = Annotated[
     str | None,
     Header(
         description='Apply only if the ticket is at this version (its ETag, e.g. "3"); '
         "`*` or absent: at any version.",
-        pattern=r'^\s*(\*|(W/)?"?[0-9]{1,18}"?)\s*$',
+        pattern=IF_MATCH_PATTERN,
     ),
 ]
 IdempotencyKey = Annotated[
     str | None,
     Header(
-        max_length=200,
+        max_length=IDEMPOTENCY_KEY_MAX,
         description="A retry with the same key returns the first answer and changes nothing.",
     ),
 ]

@@ -712,3 +712,64 @@ def test_an_idempotency_key_replayed_by_another_role_is_another_request(acme: Ap
     assert first.status_code == 200
     borrowed = acme.client.post(url, headers={**acme.as_("customer"), "Idempotency-Key": "k"})
     _problem(borrowed, 422, "idempotency-key-reused")
+
+
+def test_the_fast_trigger_path_answers_exactly_as_fastapis_path(acme: Api) -> None:
+    """The trigger route answers common requests without FastAPI's parameter solving
+    (``api.routes.tickets._FireRoute``); a dependency override sends every request through
+    FastAPI's own path. The same requests on two twin tickets, one each way, get the same
+    answers - successes, replays and every refusal."""
+    app = acme.client.app  # type: ignore[attr-defined]
+    twins = [acme.create()["id"], acme.create()["id"]]
+    agent, customer = acme.as_("l1_agent"), acme.as_("customer")
+    for tid in twins:
+        assert acme.client.post(
+            acme.url(f"/tickets/{tid}/triggers/triage"), headers=agent
+        ).is_success
+    v = acme.client.get(acme.url(f"/tickets/{twins[0]}"), headers=agent).json()["version"]
+    json_type = {"Content-Type": "application/json"}
+    steps: list[tuple[str, dict[str, str], bytes | None]] = [
+        ("request_info", {**agent, **json_type}, b'{"note": "which username?"}'),
+        ("customer_replied", customer, None),
+        ("request_info", {**agent, **json_type, "If-Match": f'"{v + 2}"'}, b'{"note": "and?"}'),
+        ("customer_replied", {**customer, "If-Match": "*", "Idempotency-Key": "k"}, None),
+        ("customer_replied", {**customer, "If-Match": "*", "Idempotency-Key": "k"}, None),
+        ("request_info", {**agent, **json_type, "If-Match": '"1"'}, b"{}"),
+        ("request_info", {**agent, **json_type}, b'{"note": 5}'),
+        ("request_info", {**agent, **json_type}, b'{"data": [1]}'),
+        ("request_info", {**agent, **json_type}, b"null"),
+        ("request_info", {**agent, **json_type}, b"{not json"),
+        ("request_info", {**agent, "Content-Type": "text/plain"}, b"{}"),
+        ("request_info", {**agent, **json_type, "If-Match": "three"}, b"{}"),
+        ("request_info", {**agent, **json_type, "Idempotency-Key": "x" * 201}, b"{}"),
+        ("request_info", {**agent, **json_type, "Idempotency-Key": " "}, b"{}"),
+        ("no_such_trigger", {**agent, **json_type}, b"{}"),
+        ("request_info", {"Authorization": "Bearer nope", **json_type}, b"{}"),
+        ("customer_replied", {**agent, **json_type}, b"{}"),
+        ("request_info", {**customer, **json_type}, b'{"note": "x"}'),
+    ]
+
+    def answers(tid: int, number: str) -> list[tuple[int, Any, str | None, str | None]]:
+        out = []
+        for trigger, headers, body in steps:
+            if "Idempotency-Key" in headers and headers["Idempotency-Key"] == "k":
+                headers = {**headers, "Idempotency-Key": f"k{tid}"}
+            r = acme.client.post(
+                acme.url(f"/tickets/{number}/triggers/{trigger}"), headers=headers, content=body
+            )
+            text = r.text.replace(f'"id":{tid},', '"id":0,').replace(f"k{tid}", "k")
+            out.append(
+                (r.status_code, text, r.headers.get("etag"), r.headers.get("idempotent-replayed"))
+            )
+        return out
+
+    fast = answers(twins[0], str(twins[0]))
+    app.dependency_overrides[test_the_fast_trigger_path_answers_exactly_as_fastapis_path] = dict
+    try:
+        slow = answers(twins[1], str(twins[1]))
+    finally:
+        app.dependency_overrides.clear()
+    assert fast == slow
+    assert [a[0] for a in fast[:6]] == [200, 200, 200, 200, 200, 412]  # then the refusals:
+    assert [a[0] for a in fast[6:]] == [422] * 8 + [404, 401, 409, 403]
+    assert fast[4][3] == "true"  # the replay

@@ -4,13 +4,16 @@ ticket as the API shows it, per-account sequences in commit order under concurre
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
 from api.schemas import TicketPublic
-from workflow import Tierflow, outbox
+from workflow import Tierflow, outbox, schema
+from workflow.db import Database
 from workflow.records import E, T
 
 from .conftest import FakeClock
@@ -180,3 +183,59 @@ def test_a_unit_with_a_due_breach_sends_both_events_with_the_ticket_after_it(
     assert [e.sequence for e in new] == list(range(before + 1, before + breaches + 2))
     assert {e.version for e in new} == {view.version}
     assert all(e.ticket == TicketPublic.of(view).model_dump(mode="json") for e in new)
+
+
+def _globex(tf: Tierflow) -> None:
+    tf.create_ticket(account="globex", subject="s", description="d", actor="widget", **TECH)
+
+
+def test_pruning_moves_the_floor_and_keeps_the_history(tf: Tierflow, clock: FakeClock) -> None:
+    tf.create_account(slug="globex", name="Globex")
+    reach(tf, "l1_triage")  # 1, 2
+    _globex(tf)  # globex 1
+    clock.advance(days=8)
+    reach(tf, "l1_triage")  # 3, 4
+    history = len(_history(tf))
+    assert outbox.prune(tf, before=clock() - timedelta(days=7)) == 2  # acme 1, 2; globex's newest
+    assert outbox.bounds(tf, ACCOUNT) == (3, 4)
+    assert outbox.bounds(tf, "globex") == (1, 1)  # an account's newest event stays above it
+    assert outbox.prune(tf, before=clock() - timedelta(days=7)) == 0
+    assert len(_history(tf)) == history  # nothing deleted: the events are the history
+    assert [e.sequence for e in _all(tf)] == [1, 2, 3, 4]  # still readable as such
+    reach(tf, "l1_triage")
+    assert outbox.bounds(tf, ACCOUNT) == (3, 6)
+
+
+def test_the_migration_carries_the_outbox_over_with_its_numbers(
+    db_url: str, clock: FakeClock
+) -> None:
+    tf = Tierflow(db_url, clock=clock)
+    tf.create_account(slug="acme", name="Acme")
+    tf.create_account(slug="globex", name="Globex")
+    t = reach(tf, "l2_solving")
+    _globex(tf)
+    clock.advance(days=30)  # a unit of several events: breaches, then the transition
+    tf.fire(
+        account=ACCOUNT, ticket_id=t.id, trigger="request_info", role="l2_specialist", note="logs"
+    )
+    reach(tf, "l1_triage")
+    before = {a: [e.payload() for e in outbox.read_after(tf, a, 0)] for a in (ACCOUNT, "globex")}
+    assert len({(e.ticket_id, e.version) for e in _all(tf)}) < len(before[ACCOUNT])
+    tf.db.dispose()
+    db = Database(db_url)
+    cfg = schema._config()
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0017")  # events in outbox_event, as they were stored
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM outbox_event")).scalar_one() == sum(
+            len(v) for v in before.values()
+        )
+    schema.upgrade(db)
+    db.dispose()
+    tf = Tierflow(db_url, clock=clock)
+    after = {a: [e.payload() for e in outbox.read_after(tf, a, 0)] for a in (ACCOUNT, "globex")}
+    assert after == before
+    _globex(tf)  # numbering goes on after the account's last
+    assert [e.sequence for e in outbox.read_after(tf, "globex", 0)] == [1, 2]
+    tf.db.dispose()

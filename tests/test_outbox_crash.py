@@ -40,7 +40,10 @@ def test_kill_9_leaves_no_committed_change_without_its_event(
                 sa.select(E.c.ticket_id, E.c.seq, E.c.kind).order_by(E.c.ticket_id, E.c.seq)
             ).all()
             events = conn.execute(
-                sa.text("SELECT sequence, ticket_id, version, type FROM outbox_event")
+                sa.text(
+                    "SELECT sequence, ticket_id, unit_version AS version, kind FROM ticket_event"
+                    " WHERE sequence IS NOT NULL"
+                )
             ).all()
         engine.dispose()
         assert len(history) >= 3 * 2 + CRASH_AFTER

@@ -259,7 +259,7 @@ def test_live_load_polls_while_the_stream_fails_and_resumes_it(
         fire(base, 2, "request_info", {"note": "Which agenda?"})
         expect(waiting).to_contain_text("2 now", timeout=2_000)
         with contextlib.closing(sqlite3.connect(tmp_path / "ui.db")) as db:
-            (newest,) = db.execute("select max(sequence) from outbox_event").fetchone()
+            (newest,) = db.execute("select max(sequence) from ticket_event").fetchone()
         page.wait_for_function(f"() => live.lastId === '{newest}'", timeout=2_000)
 
         with page.expect_request(stream) as again:

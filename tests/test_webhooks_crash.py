@@ -36,7 +36,11 @@ def _outbox(db_url: str) -> list[int]:
     engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
-            return sorted(conn.execute(sa.text("SELECT sequence FROM outbox_event")).scalars())
+            return sorted(
+                conn.execute(
+                    sa.text("SELECT sequence FROM ticket_event WHERE sequence IS NOT NULL")
+                ).scalars()
+            )
     finally:
         engine.dispose()
 

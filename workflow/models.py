@@ -21,7 +21,7 @@ __all__ = [
     "ApiToken",
     "DefinitionVersion",
     "IdempotencyRecord",
-    "OutboxEvent",
+    "OutboxFloor",
     "OutboxSequence",
     "StateCount",
     "Ticket",
@@ -233,15 +233,28 @@ class Ticket(SQLModel, table=True):
 
 
 class TicketEvent(SQLModel, table=True):
-    """Append-only history. ``seq`` is the ticket's version after the event."""
+    """Append-only history, and the transactional outbox (:mod:`workflow.outbox`): ``seq`` is
+    the ticket's version after the event; ``sequence`` numbers the row as the account's
+    outgoing event. The unique index on (account_id, sequence) is the account's index of its
+    history too (rows written before the outbox existed have no ``sequence``), so sending an
+    event writes no B-tree that recording it does not."""
 
     __tablename__ = "ticket_event"
-    __table_args__ = (sa.UniqueConstraint("ticket_id", "seq", name="uq_ticket_event_seq"),)
+    __table_args__ = (
+        sa.UniqueConstraint("ticket_id", "seq", name="uq_ticket_event_seq"),
+        sa.Index("uq_ticket_event_account_sequence", "account_id", "sequence", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="ticket.id")
-    account_id: int = Field(foreign_key="account.id", index=True)
+    account_id: int = Field(foreign_key="account.id")
     seq: int
+    sequence: int | None = None
+    """The event's number among the account's outgoing events: strictly increasing, gap-free,
+    in commit order (None only on rows written before the outbox, revision 0007)."""
+    unit_version: int | None = None
+    """The ticket's version after the unit of work that wrote the row: the outgoing event
+    carries the ticket at that version (a unit's events all carry the ticket after it)."""
     kind: str = Field(max_length=20)
     trigger: str | None = Field(default=None, max_length=60)
     from_state: str | None = Field(default=None, max_length=60)
@@ -316,7 +329,7 @@ class OutboxSequence(SQLModel, table=True):
     """The last outbox ``sequence`` given out per account, on PostgreSQL. A unit of work raises
     it in its own transaction, so the row lock orders the account's writers: an event with a
     smaller sequence always commits before one with a larger (see :mod:`workflow.outbox`).
-    SQLite serialises writers anyway and takes the next number from ``outbox_event``."""
+    SQLite serialises writers anyway and takes the next number from ``ticket_event``."""
 
     __tablename__ = "outbox_sequence"
 
@@ -324,25 +337,15 @@ class OutboxSequence(SQLModel, table=True):
     last: int = 0
 
 
-class OutboxEvent(SQLModel, table=True):
-    """An outgoing event, written in the transaction of the change it reports. Slim on purpose
-    (it is written on every fire): the ticket it carries is rebuilt from the append-only
-    history at ``version``, which is exactly the ticket after the change."""
+class OutboxFloor(SQLModel, table=True):
+    """The highest ``sequence`` of an account past the events' retention: the stream resumes
+    only after it (an older ``Last-Event-ID`` is told to resynchronise). The events stay in
+    the history; only this mark moves (``outbox.prune``)."""
 
-    __tablename__ = "outbox_event"
-    __table_args__ = {"sqlite_with_rowid": False}  # one B-tree, keyed as it is read
+    __tablename__ = "outbox_floor"
 
     account_id: int = Field(foreign_key="account.id", primary_key=True)
-    sequence: int = Field(primary_key=True)
-    type: str = Field(max_length=40)
-    ticket_id: int = Field(foreign_key="ticket.id")
-    version: int
-    """The ticket's version after the unit of work that wrote the event."""
-    actor: str | None = Field(default=None, max_length=200)
-    role: str | None = Field(default=None, max_length=40)
-    visibility: str | None = Field(default=None, max_length=10)
-    """The note's, when the event carries one (a requester never gets an internal comment)."""
-    at: datetime = _utc()
+    sequence: int = 0
 
 
 class WebhookSubscription(SQLModel, table=True):

@@ -1,8 +1,11 @@
 """The transactional outbox: the events a unit of work sends out, written in its transaction.
 
-An event exists if and only if the change it reports committed: :func:`append` runs on the
-unit's connection before it commits, so a rollback takes the events with it and a commit
-(even one followed by ``kill -9``) keeps them.
+The outbox is the append-only history itself (``ticket_event``): every history row is an
+outgoing event, numbered by its ``sequence`` column. :func:`append` writes the unit's history
+rows, numbered, on the unit's connection before it commits, so a rollback takes the events
+with it and a commit (even one followed by ``kill -9``) keeps them. No second table is written
+per unit: the history's unique (account_id, sequence) index is also the account's index of
+its history.
 
 Each event carries a per-account ``sequence``, strictly increasing and gap-free, allocated
 so that commit order is sequence order within an account: a reader that resumed after *n*
@@ -10,23 +13,25 @@ never misses an event committed later with a number at or below *n*.
 
 - PostgreSQL: the account's row in ``outbox_sequence`` is raised by an upsert in the unit's
   transaction. Its row lock makes a second writer of the account wait until the first commits
-  (or rolls back), so the smaller sequence is always visible first. The upsert is the unit's
-  last statements, so the lock is held only for the commit.
-- SQLite: writers are serialised by ``BEGIN IMMEDIATE``; the next number is the account's
-  highest in ``outbox_event`` plus one, taken by the INSERT itself (one statement).
+  (or rolls back), so the smaller sequence is always visible first. The upsert and the
+  history rows are the unit's last statements, so the lock is held only for the commit.
+- SQLite: writers are serialised by ``BEGIN IMMEDIATE``; each row's number is the account's
+  highest plus one, taken by its INSERT (one statement, one seek in the unique index).
 
-The row is slim (account, sequence, type, ticket id, version, actor, role, instant): it is
-written on every fire. The ticket it carries - as the API shows it after the change - is
-rebuilt when read, by replaying the ticket's append-only history up to ``version`` (the unit's
-final version), which is exactly the ticket the unit committed. :func:`ticket_json` gives the
-shape of ``api.schemas.TicketPublic`` without knowing about the API, serialised by
-pydantic-core as the API is (a test keeps the two equal).
+An event's ticket - as the API shows it after the change - is rebuilt when read, by replaying
+the ticket's history up to ``unit_version`` (the unit's final version), which is exactly the
+ticket the unit committed. :func:`ticket_json` gives the shape of ``api.schemas.TicketPublic``
+without knowing about the API, serialised by pydantic-core as the API is (a test keeps the two
+equal).
+
+Retention: events are never deleted (they are the history). :func:`prune` moves the account's
+floor in ``outbox_floor`` past the events older than the retention; :func:`bounds` starts
+after it, so a reader asking to resume from an older number is told to resynchronise.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -36,7 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from .models import OutboxEvent, OutboxSequence
+from .models import Account, OutboxFloor, OutboxSequence, TicketEvent
 from .prepared import Prepared
 from .records import TicketView
 
@@ -45,17 +50,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TYPES",
-    "Outgoing",
     "StoredEvent",
     "append",
     "bounds",
+    "highest",
     "prune",
     "read_after",
     "ticket_json",
 ]
 
-OE = OutboxEvent.__table__  # type: ignore[attr-defined]
+E = TicketEvent.__table__  # type: ignore[attr-defined]
 OS = OutboxSequence.__table__  # type: ignore[attr-defined]
+OF = OutboxFloor.__table__  # type: ignore[attr-defined]
+ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
 
 TYPES = {
     "created": "ticket.created",
@@ -70,18 +77,6 @@ TYPES = {
 }
 """The outgoing type of each history event kind."""
 KINDS = {t: k for k, t in TYPES.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One event to append: its history kind, when, and who caused it."""
-
-    kind: str
-    at: datetime
-    actor: str | None
-    role: str | None
-    visibility: str | None = None
-    """Its note's visibility, when it carries a note."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +117,9 @@ class StoredEvent:
         )
 
 
-_EVENT_KEYS = tuple(c.key for c in OE.columns)
-_INSERT = Prepared(sa.insert(OE), keys=_EVENT_KEYS)
+_EVENT_KEYS = tuple(c.key for c in E.columns if not c.primary_key)
+INSERT = Prepared(sa.insert(E), keys=_EVENT_KEYS)
+"""A history row as given (PostgreSQL: numbered by the caller; unnumbered: no outgoing event)."""
 _PG_UPSERT = postgresql.insert(OS)
 _RAISE = Prepared(
     _PG_UPSERT.on_conflict_do_update(
@@ -132,61 +128,61 @@ _RAISE = Prepared(
     keys=("account_id", "last"),
 )
 """PostgreSQL: ``last += n`` for the account (its row made on its first event); the new last."""
+_NUMBERED = E.alias("numbered")
 _NEXT_KEYS = [k for k in _EVENT_KEYS if k != "sequence"]
 _INSERT_NEXT = Prepared(
-    sa.insert(OE).from_select(
-        [*_NEXT_KEYS, "sequence"],
-        sa.select(
-            *(sa.bindparam(k, type_=OE.c[k].type) for k in _NEXT_KEYS),
-            sa.func.coalesce(sa.func.max(OE.c.sequence), sa.literal_column("0"))
-            + sa.literal_column("1"),
-        ).where(OE.c.account_id == sa.bindparam("b_account")),
-    )
-)
-"""SQLite: insert one event numbered one past the account's highest."""
-
-
-def append(
-    conn: Connection,
-    account_id: int,
-    ticket_id: int,
-    version: int,
-    events: Sequence[Outgoing],
-) -> None:
-    """Append ``events`` (in order) for ``ticket_id``, now at ``version``, inside the caller's
-    transaction. Call it as the unit's last statement (on PostgreSQL it holds the account's
-    counter until commit)."""
-    if not events:
-        return
-    rows = [
+    sa.insert(E).values(
         {
-            "account_id": account_id,
-            "type": TYPES[e.kind],
-            "ticket_id": ticket_id,
-            "version": version,
-            "actor": e.actor,
-            "role": e.role,
-            "visibility": e.visibility,
-            "at": e.at,
+            **{k: sa.bindparam(k, type_=E.c[k].type) for k in _NEXT_KEYS},
+            "sequence": sa.select(
+                sa.func.coalesce(sa.func.max(_NUMBERED.c.sequence), sa.literal_column("0"))
+                + sa.literal_column("1")
+            )
+            .where(_NUMBERED.c.account_id == sa.bindparam("account_id"))
+            .scalar_subquery(),
         }
-        for e in events
-    ]
+    ),
+    keys=_NEXT_KEYS,
+)
+"""SQLite: insert one history row numbered one past the account's highest."""
+
+
+def append(conn: Connection, account_id: int, version: int, rows: list[dict[str, Any]]) -> None:
+    """Insert the unit's history ``rows`` (in order; the ticket is at ``version`` after them),
+    each numbered as the account's next outgoing event, inside the caller's transaction. Call
+    it as the unit's last statement (on PostgreSQL it holds the account's counter until
+    commit)."""
+    if not rows:
+        return
+    for r in rows:
+        r["unit_version"] = version
     if conn.dialect.name == "postgresql":
         row = _RAISE.first(conn, {"account_id": account_id, "last": len(rows)})
         assert row is not None
         first = int(row["last"]) - len(rows) + 1
-        _INSERT.execute_many(conn, [{**r, "sequence": first + i} for i, r in enumerate(rows)])
+        for i, r in enumerate(rows):
+            r["sequence"] = first + i
+        INSERT.execute_many(conn, rows)
     else:
-        for r in rows:
-            _INSERT_NEXT.execute(conn, {**r, "b_account": account_id})
+        _INSERT_NEXT.execute_many(conn, rows)
 
 
 _AFTER = (
-    sa.select(OE)
-    .where(OE.c.account_id == sa.bindparam("aid"), OE.c.sequence > sa.bindparam("after"))
-    .order_by(OE.c.sequence)
+    sa.select(
+        E.c.sequence,
+        E.c.kind,
+        E.c.ticket_id,
+        E.c.unit_version,
+        E.c.actor,
+        E.c.role,
+        E.c.at,
+        sa.case((E.c.note.is_(None), None), else_=E.c.visibility).label("visibility"),
+    )
+    .where(E.c.account_id == sa.bindparam("aid"), E.c.sequence > sa.bindparam("after"))
+    .order_by(E.c.sequence)
     .limit(sa.bindparam("n"))
 )
+"""The account's events after a number; a note's visibility only for an event with a note."""
 
 
 def read_after(tf: Tierflow, account: str, after: int, *, limit: int = 500) -> list[StoredEvent]:
@@ -198,7 +194,7 @@ def read_after(tf: Tierflow, account: str, after: int, *, limit: int = 500) -> l
         rows = conn.execute(_AFTER, {"aid": account_id, "after": after, "n": limit}).mappings()
         tickets: dict[tuple[int, int], tuple[str, int | None, int]] = {}  # a unit's events: one
         for r in rows:
-            key = (r["ticket_id"], r["version"])
+            key = (r["ticket_id"], r["unit_version"])
             known = tickets.get(key)
             if known is None:
                 view = tf._view_at(conn, account, *key)
@@ -210,9 +206,9 @@ def read_after(tf: Tierflow, account: str, after: int, *, limit: int = 500) -> l
             out.append(
                 StoredEvent(
                     sequence=r["sequence"],
-                    type=r["type"],
+                    type=TYPES[r["kind"]],
                     ticket_id=known[2],
-                    version=r["version"],
+                    version=r["unit_version"],
                     actor=r["actor"],
                     role=r["role"],
                     at=r["at"],
@@ -224,30 +220,60 @@ def read_after(tf: Tierflow, account: str, after: int, *, limit: int = 500) -> l
     return out
 
 
+def highest(conn: Connection, account_id: int) -> int:
+    """The account's newest event's sequence (0 before its first)."""
+    high = conn.execute(_HIGHEST, {"aid": account_id}).scalar()
+    return int(high or 0)
+
+
+_HIGHEST = sa.select(sa.func.max(E.c.sequence)).where(E.c.account_id == sa.bindparam("aid"))
+_LOWEST = sa.select(sa.func.min(E.c.sequence)).where(E.c.account_id == sa.bindparam("aid"))
+_FLOOR = sa.select(OF.c.sequence).where(OF.c.account_id == sa.bindparam("aid"))
+
+
 def bounds(tf: Tierflow, account: str) -> tuple[int, int]:
-    """(lowest, highest) sequence the account's outbox still holds; (0, 0) when empty."""
+    """(lowest, highest) sequence the account's outbox still holds - the lowest within the
+    retention; (0, 0) when it has none."""
     account_id = tf.account_id(account)
     with tf.db.read() as conn:
-        low, high = conn.execute(
-            sa.select(sa.func.min(OE.c.sequence), sa.func.max(OE.c.sequence)).where(
-                OE.c.account_id == account_id
-            )
-        ).one()
-    return (int(low or 0), int(high or 0))
+        high = highest(conn, account_id)
+        if not high:
+            return (0, 0)
+        low = int(conn.execute(_LOWEST, {"aid": account_id}).scalar() or 0)
+        floor = int(conn.execute(_FLOOR, {"aid": account_id}).scalar() or 0)
+    return (max(low, floor + 1), high)
 
 
 def prune(tf: Tierflow, *, before: datetime) -> int:
-    """Delete events older than ``before`` (the retention); returns how many. Each account's
-    newest event stays (SQLite numbers the next one from it), so numbers are never reused."""
-    newer = OE.alias("newer")
-    newest = (
-        sa.select(sa.func.max(newer.c.sequence))
-        .where(newer.c.account_id == OE.c.account_id)
-        .scalar_subquery()
-    )
+    """Move each account's floor past its events older than ``before`` (the retention);
+    returns how many events it passed. The events stay (they are the history); each account's
+    newest stays above the floor. Reads only the events since the last floor."""
+    passed = 0
     with tf.db.write() as conn:
-        deleted = conn.execute(sa.delete(OE).where(OE.c.at < before, OE.c.sequence < newest))
-        return int(deleted.rowcount)
+        floors = {r[0]: r[1] for r in conn.execute(sa.select(OF.c.account_id, OF.c.sequence))}
+        for (account_id,) in conn.execute(sa.select(ACCOUNTS.c.id)).all():
+            high = highest(conn, account_id)
+            low = int(conn.execute(_LOWEST, {"aid": account_id}).scalar() or 0)
+            if not high:
+                continue
+            floor = max(floors.get(account_id, 0), low - 1)
+            kept = conn.execute(  # the first event since the floor within the retention
+                sa.select(E.c.sequence)
+                .where(E.c.account_id == account_id, E.c.sequence > floor, E.c.at >= before)
+                .order_by(E.c.sequence)
+                .limit(1)
+            ).scalar()
+            new = min(high - 1 if kept is None else int(kept) - 1, high - 1)
+            if new <= floor:
+                continue
+            passed += new - floor
+            if account_id in floors:
+                conn.execute(
+                    sa.update(OF).where(OF.c.account_id == account_id).values(sequence=new)
+                )
+            else:
+                conn.execute(sa.insert(OF).values(account_id=account_id, sequence=new))
+    return passed
 
 
 def ticket_json(t: TicketView) -> dict[str, Any]:

@@ -114,8 +114,6 @@ _HISTORY_SPAN = (
     .order_by(E.c.seq)
 )
 """A ticket's row, its history, a stretch of it (``_view_at``: the outbox's readers)."""
-_EVENT_KEYS = tuple(c.key for c in E.columns if not c.primary_key)  # what each event row gives
-_INSERT_EVENT = Prepared(sa.insert(E), keys=_EVENT_KEYS)
 
 
 @functools.lru_cache(maxsize=256)
@@ -386,9 +384,6 @@ class Tierflow:
                 **state.as_columns(),
             }
             ticket_id = int(conn.execute(sa.insert(T).returning(T.c.id), row).scalar_one())
-            self._insert_events(
-                conn, ticket_id, account_id, [(event, None)], 0, actor, role, INTERNAL
-            )
             counts.apply_deltas(
                 conn, account_id, definition.name, ticket_id, counts.deltas(None, state)
             )
@@ -775,9 +770,6 @@ class Tierflow:
             )
             if matched != 1:  # somebody else committed first: decide again
                 return None
-            self._insert_events(
-                conn, key, account_id, todo, ticket.version, actor, role, visibility
-            )
             counts.apply_deltas(conn, account_id, row["workflow"], key, counts.deltas(ticket, new))
             if idempotency is not None:
                 self._remember(conn, account_id, idempotency, key, new.version, now)
@@ -801,25 +793,19 @@ class Tierflow:
         role: str,
         visibility: str,
     ) -> None:
-        """The unit's outgoing events (the transactional outbox): its last statement."""
+        """The unit's history rows, numbered as the account's outgoing events (the
+        transactional outbox): its last statement."""
         outbox.append(
             conn,
             account_id,
-            ticket_id,
             version,
-            [
-                outbox.Outgoing(e.kind, e.at, "sla-scanner", "system")
-                if e.kind == "sla_breached"
-                else outbox.Outgoing(
-                    e.kind, e.at, actor, role, None if note is None else visibility
-                )
-                for e, note in events
-            ],
+            self._event_rows(
+                ticket_id, account_id, events, version - len(events), actor, role, visibility
+            ),
         )
 
-    def _insert_events(
+    def _event_rows(
         self,
-        conn: Connection,
         ticket_id: int,
         account_id: int,
         events: list[tuple[EventRecord, str | None]],
@@ -827,7 +813,8 @@ class Tierflow:
         actor: str | None,
         role: str,
         visibility: str,
-    ) -> None:
+    ) -> list[dict[str, Any]]:
+        """The history rows of a unit's ``events`` (the ticket at ``version`` before them)."""
         rows = []
         for i, (e, note) in enumerate(events, start=1):
             system = e.kind == "sla_breached"
@@ -848,9 +835,11 @@ class Tierflow:
                     "response": e.response,
                     "visibility": INTERNAL if system else visibility,
                     "at": e.at,
+                    "sequence": None,
+                    "unit_version": None,
                 }
             )
-        _INSERT_EVENT.execute_many(conn, rows)
+        return rows
 
     def _load(
         self, conn: Connection, account_id: int, ticket_id: int, viewer: Viewer = EVERYTHING

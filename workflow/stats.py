@@ -114,7 +114,9 @@ def state_stats(
             # a migration that leaves the ticket in its state ends no stay (it did not leave)
             & ((_E.c.kind != "migrated") | (_E.c.to_state != _E.c.from_state)),
         )
-        .order_by(_E.c.id.desc())
+        # newest first, as the account's index holds them: by outgoing sequence (commit
+        # order), then the rows written before the outbox numbered events (no sequence)
+        .order_by(_E.c.sequence.desc().nulls_last(), _E.c.id.desc())
         .limit(window)
         .subquery()
     )

@@ -245,7 +245,7 @@ class Webhooks:
         row["updated_at"] = row["created_at"]
         with self.tf.db.write() as conn:
             row["number"] = take_number(conn, account_id, "last_webhook_number")
-            row["cursor"] = _high(conn, account_id)
+            row["cursor"] = outbox.highest(conn, account_id)
             row["id"] = conn.execute(sa.insert(WS).returning(WS.c.id), row).scalar_one()
         return self._view(account, row), secret_for(self.key, salt)
 
@@ -286,7 +286,7 @@ class Webhooks:
             if active is not None and active != row["active"]:
                 changes["active"] = active
                 if active:
-                    changes["cursor"] = _high(conn, row["account_id"])
+                    changes["cursor"] = outbox.highest(conn, row["account_id"])
             if changes:
                 changes["updated_at"] = self.tf.clock()
                 conn.execute(sa.update(WS).where(WS.c.id == row["id"]).values(changes))
@@ -393,14 +393,6 @@ def prune(tf: Tierflow, *, before: datetime) -> int:
     with tf.db.write() as conn:
         conn.execute(sa.delete(WA).where(WA.c.delivery_id.in_(sa.select(WD.c.id).where(old))))
         return int(conn.execute(sa.delete(WD).where(old)).rowcount)
-
-
-def _high(conn: Connection, account_id: int) -> int:
-    oe = outbox.OE
-    high = conn.execute(
-        sa.select(sa.func.max(oe.c.sequence)).where(oe.c.account_id == account_id)
-    ).scalar()
-    return int(high or 0)
 
 
 def _deliveries(conn: Connection, number: int, rows: Sequence[Any]) -> list[Delivery]:

@@ -75,13 +75,10 @@ log = logging.getLogger("tierflow.webhooks")
 _ACTIVE = sa.select(WS.c.id).where(WS.c.active).order_by(WS.c.id)
 _SUB = sa.select(WS).where(WS.c.id == sa.bindparam("sid"))
 _SUB_LOCKED = _SUB.with_for_update(skip_locked=True)
-_HIGH = sa.select(sa.func.max(outbox.OE.c.sequence)).where(
-    outbox.OE.c.account_id == sa.bindparam("aid")
-)
 _MARKS = sa.select(
     WS.c.id,
-    sa.select(sa.func.max(outbox.OE.c.sequence))
-    .where(outbox.OE.c.account_id == WS.c.account_id)
+    sa.select(sa.func.max(outbox.E.c.sequence))
+    .where(outbox.E.c.account_id == WS.c.account_id)
     .scalar_subquery(),
 ).where(WS.c.active)
 _HEADS = (
@@ -355,7 +352,7 @@ class Dispatcher:
             sub = conn.execute(_SUB, {"sid": subscription_id}).mappings().first()
             if sub is None or not sub["active"]:
                 return 0
-            high = conn.execute(_HIGH, {"aid": sub["account_id"]}).scalar()
+            high = outbox.highest(conn, sub["account_id"])
         if not high or high <= sub["cursor"]:
             return 0
         account = self.tf.account_slug(sub["account_id"])

@@ -168,55 +168,50 @@ def append(conn: Connection, account_id: int, version: int, rows: list[dict[str,
 
 
 _AFTER = (
-    sa.select(
-        E.c.sequence,
-        E.c.kind,
-        E.c.ticket_id,
-        E.c.unit_version,
-        E.c.actor,
-        E.c.role,
-        E.c.at,
-        sa.case((E.c.note.is_(None), None), else_=E.c.visibility).label("visibility"),
-    )
+    sa.select(E, sa.case((E.c.note.is_(None), None), else_=E.c.visibility).label("sent_visibility"))
     .where(E.c.account_id == sa.bindparam("aid"), E.c.sequence > sa.bindparam("after"))
     .order_by(E.c.sequence)
     .limit(sa.bindparam("n"))
 )
-"""The account's events after a number; a note's visibility only for an event with a note."""
+"""The account's events after a number, whole history rows (the batch's tickets are folded
+from them); a note's visibility only for an event with a note."""
 
 
 def read_after(tf: Tierflow, account: str, after: int, *, limit: int = 500) -> list[StoredEvent]:
     """The account's events with a sequence above ``after``, oldest first, at most ``limit``,
-    each with the ticket as it was right after its change."""
+    each with the ticket as it was right after its change (the batch's tickets rebuilt
+    together: ``Tierflow._views_at``)."""
     account_id = tf.account_id(account)
     out: list[StoredEvent] = []
     with tf.db.read() as conn:
-        rows = conn.execute(_AFTER, {"aid": account_id, "after": after, "n": limit}).mappings()
-        tickets: dict[tuple[int, int], tuple[str, int | None, int]] = {}  # a unit's events: one
-        for r in rows:
-            key = (r["ticket_id"], r["unit_version"])
-            known = tickets.get(key)
-            if known is None:
-                view = tf._view_at(conn, account, *key)
-                known = tickets[key] = (
-                    pydantic_core.to_json(ticket_json(view)).decode(),
-                    view.requester_id,
-                    view.id,
-                )
-            out.append(
-                StoredEvent(
-                    sequence=r["sequence"],
-                    type=TYPES[r["kind"]],
-                    ticket_id=known[2],
-                    version=r["unit_version"],
-                    actor=r["actor"],
-                    role=r["role"],
-                    at=r["at"],
-                    ticket_json=known[0],
-                    visibility=r["visibility"],
-                    requester_id=known[1],
-                )
+        query = {"aid": account_id, "after": after, "n": limit}
+        rows = conn.execute(_AFTER, query).mappings().all()
+        views = tf._views_at(conn, account, rows)
+    tickets: dict[tuple[int, int], tuple[str, int | None, int]] = {}  # a unit's events: one
+    for r in rows:
+        key = (r["ticket_id"], r["unit_version"])
+        known = tickets.get(key)
+        if known is None:
+            view = views[key]
+            known = tickets[key] = (
+                pydantic_core.to_json(ticket_json(view)).decode(),
+                view.requester_id,
+                view.id,
             )
+        out.append(
+            StoredEvent(
+                sequence=r["sequence"],
+                type=TYPES[r["kind"]],
+                ticket_id=known[2],
+                version=r["unit_version"],
+                actor=r["actor"],
+                role=r["role"],
+                at=r["at"],
+                ticket_json=known[0],
+                visibility=r["sent_visibility"],
+                requester_id=known[1],
+            )
+        )
     return out
 
 

@@ -18,7 +18,7 @@ import functools
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,7 @@ _LOAD_OWN = Prepared(
 )
 """A requester's ticket: only if they requested it (workflow.access)."""
 _TICKET = sa.select(T).where(T.c.id == sa.bindparam("b_id"))
+_TICKETS = sa.select(T).where(T.c.id.in_(sa.bindparam("b_ids", expanding=True)))
 _HISTORY = sa.select(E).where(E.c.ticket_id == sa.bindparam("b_id")).order_by(E.c.seq)
 _HISTORY_SPAN = (
     sa.select(E)
@@ -932,24 +933,87 @@ class Tierflow:
             )
             at = evs[version - 1]["at"]
         else:
-            _, state, d, at = cached
             span = {"b_id": ticket_id, "b_after": cached[0], "b_upto": version}
-            for e in conn.execute(_HISTORY_SPAN, span).mappings():
-                record = record_of(e)
-                if record.kind == "migrated":
-                    target = self.registry.by_hash(record.data["to_hash"])
-                    state = apply(target, state, record, before=d)
-                    d = target
+            _, state, d, at = self._fold_on(cached, conn.execute(_HISTORY_SPAN, span).mappings())
+        self._keep_fold(ticket_id, (version, state, d, at))
+        return self._view(account, {**row, "updated_at": at}, d, state, at, replayed=True)
+
+    def _views_at(
+        self, conn: Connection, account: str, rows: Sequence[Any]
+    ) -> dict[tuple[int, int], TicketView]:
+        """The tickets of a batch of the outbox's history ``rows`` (whole rows, in sequence
+        order), each as it was right after its row's unit: by (ticket, ``unit_version``).
+
+        The batch's rows are the events to fold, so a ticket whose kept fold ends where its
+        rows in the batch start is folded on over them, with its row read once for the whole
+        batch (one query): no query per event. A ticket without such a fold, or a unit the
+        batch cuts short, is rebuilt by :meth:`_view_at`."""
+        by_ticket: dict[int, list[Any]] = {}
+        for r in rows:
+            by_ticket.setdefault(r["ticket_id"], []).append(r)
+        if not by_ticket:
+            return {}
+        tickets = {
+            t["id"]: t for t in conn.execute(_TICKETS, {"b_ids": list(by_ticket)}).mappings()
+        }
+        out: dict[tuple[int, int], TicketView] = {}
+        for ticket_id, evs in by_ticket.items():
+            with self._folds_lock:
+                kept = self._folds.get(ticket_id)
+            i = 0
+            while i < len(evs):
+                version = evs[i]["unit_version"]
+                j = i
+                while j < len(evs) and evs[j]["unit_version"] == version:
+                    j += 1
+                whole = evs[j - 1]["seq"] == version
+                if kept is not None and kept[0] == evs[i]["seq"] - 1 and whole:
+                    kept = self._fold_on(kept, evs[i:j], version)
+                    _, state, d, at = kept
+                    row = {**tickets[ticket_id], "updated_at": at}
+                    out[(ticket_id, version)] = self._view(
+                        account, row, d, state, at, replayed=True
+                    )
                 else:
-                    state = apply(d, state, record)
-                at = e["at"]
+                    out[(ticket_id, version)] = self._view_at(conn, account, ticket_id, version)
+                    with self._folds_lock:
+                        kept = self._folds.get(ticket_id)
+                i = j
+            if kept is not None:
+                self._keep_fold(ticket_id, kept)
+        return out
+
+    def _fold_on(
+        self,
+        fold_: tuple[int, TicketState, Definition, datetime],
+        rows: Iterable[Any],
+        version: int | None = None,
+    ) -> tuple[int, TicketState, Definition, datetime]:
+        """A kept fold (version, state, definition, instant) carried on over history ``rows``
+        (the ones right after it, in order), to ``version``."""
+        _, state, d, at = fold_
+        for e in rows:
+            record = record_of(e)
+            if record.kind == "migrated":
+                target = self.registry.by_hash(record.data["to_hash"])
+                state = apply(target, state, record, before=d)
+                d = target
+            else:
+                state = apply(d, state, record)
+            at = e["at"]
+        return (fold_[0] if version is None else version, state, d, at)
+
+    def _keep_fold(
+        self, ticket_id: int, fold_: tuple[int, TicketState, Definition, datetime]
+    ) -> None:
+        """Keep ``fold_`` as the ticket's last, unless a later one is kept already."""
         with self._folds_lock:
-            if cached is None or cached[0] < version:
-                self._folds[ticket_id] = (version, state, d, at)
+            cached = self._folds.get(ticket_id)
+            if cached is None or cached[0] < fold_[0]:
+                self._folds[ticket_id] = fold_
                 self._folds.move_to_end(ticket_id)
                 if len(self._folds) > FOLDS_KEPT:
                     self._folds.popitem(last=False)
-        return self._view(account, {**row, "updated_at": at}, d, state, at, replayed=True)
 
     def _view(
         self,

@@ -193,7 +193,7 @@ def outbox_cost(cfg: Config) -> dict[str, Any]:
 
     def timed(with_outbox: bool) -> None:
         if not with_outbox:
-            tf._send = history_only  # type: ignore[method-assign]
+            tf._send = history_only  # type: ignore[method-assign,assignment]
         t0, c0 = time.perf_counter(), time.process_time()
         fire_rounds(tf, ids, rounds)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0

@@ -187,15 +187,16 @@ async def _scan_forever(engine: Tierflow, every: float) -> None:
 
 
 async def _prune_forever(engine: Tierflow, settings: Settings) -> None:
-    """Drop outbox events past the retention, and old deliveries from the webhook log, hourly
-    (and once at start)."""
+    """Move each account's outbox floor past the events older than the retention (the events
+    stay, as history; the stream resumes only above the floor), and drop old deliveries from
+    the webhook log, hourly (and once at start)."""
     while True:
         try:
             now = engine.clock()
             before = now - timedelta(days=settings.events_retention_days)
             pruned = await asyncio.to_thread(outbox.prune, engine, before=before)
             if pruned:
-                log.info("background: %d outbox event(s) past the retention pruned", pruned)
+                log.info("background: %d outbox event(s) passed the retention floor", pruned)
             before = now - timedelta(days=settings.webhooks_log_retention_days)
             pruned = await asyncio.to_thread(webhooks_log.prune, engine, before=before)
             if pruned:

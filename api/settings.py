@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     max_header_bytes: int = 16 << 10
     """Request headers larger than this (names and values together) are refused (431)."""
     events_retention_days: float = 7.0
-    """Outbox events older than this are pruned; a stream resuming before them must resync."""
+    """Outbox events older than this are behind the floor: a stream resuming before them must
+    resync (the events stay, as history)."""
     stream_heartbeat_seconds: float = 15.0
     """An idle event stream sends a comment line this often (keeps proxies from closing it)."""
     stream_poll_seconds: float = 0.5

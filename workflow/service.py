@@ -934,7 +934,8 @@ class Tierflow:
             at = evs[version - 1]["at"]
         else:
             span = {"b_id": ticket_id, "b_after": cached[0], "b_upto": version}
-            _, state, d, at = self._fold_on(cached, conn.execute(_HISTORY_SPAN, span).mappings())
+            rows = conn.execute(_HISTORY_SPAN, span).mappings()
+            _, state, d, at = self._fold_on(cached, rows, version)
         self._keep_fold(ticket_id, (version, state, d, at))
         return self._view(account, {**row, "updated_at": at}, d, state, at, replayed=True)
 
@@ -987,7 +988,7 @@ class Tierflow:
         self,
         fold_: tuple[int, TicketState, Definition, datetime],
         rows: Iterable[Any],
-        version: int | None = None,
+        version: int,
     ) -> tuple[int, TicketState, Definition, datetime]:
         """A kept fold (version, state, definition, instant) carried on over history ``rows``
         (the ones right after it, in order), to ``version``."""
@@ -1001,7 +1002,7 @@ class Tierflow:
             else:
                 state = apply(d, state, record)
             at = e["at"]
-        return (fold_[0] if version is None else version, state, d, at)
+        return (version, state, d, at)
 
     def _keep_fold(
         self, ticket_id: int, fold_: tuple[int, TicketState, Definition, datetime]

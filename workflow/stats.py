@@ -73,6 +73,45 @@ def _seconds_postgresql(element: Any, compiler: Any, **kw: Any) -> str:
     return f"round(EXTRACT(EPOCH FROM ({later} - {earlier}))::numeric, 3)"
 
 
+def _recent(account_id: int, workflow: str, window: int) -> Any:
+    """The account's ``window`` newest state-entering events of ``workflow`` (ticket, seq,
+    to_state, at), as a subquery.
+
+    Newest first is by outgoing sequence (commit order), then the rows written before the
+    outbox numbered events (no sequence; all older than every numbered one) by id. The two
+    parts are read separately because one ORDER BY over both (``sequence DESC NULLS LAST``)
+    matches no index on PostgreSQL - a backward scan of (account_id, sequence) yields NULLs
+    first - and made it sort the account's whole history; each part below reads an index
+    range and stops after ``window`` rows (no unnumbered rows: an empty range)."""
+    entering = (
+        sa.select(_E.c.ticket_id, _E.c.seq, _E.c.to_state, _E.c.at, _E.c.sequence, _E.c.id)
+        .join(_T, _T.c.id == _E.c.ticket_id)
+        .where(
+            _E.c.account_id == account_id,
+            _T.c.workflow == workflow,
+            _E.c.kind.in_(_ENTERING)
+            # a migration that leaves the ticket in its state ends no stay (it did not leave)
+            & ((_E.c.kind != "migrated") | (_E.c.to_state != _E.c.from_state)),
+        )
+    )
+    numbered = (
+        entering.where(_E.c.sequence.is_not(None))
+        .order_by(_E.c.sequence.desc())
+        .limit(window)
+        .subquery()
+    )
+    unnumbered = (
+        entering.where(_E.c.sequence.is_(None)).order_by(_E.c.id.desc()).limit(window).subquery()
+    )
+    both = sa.union_all(sa.select(numbered), sa.select(unnumbered)).subquery()
+    return (
+        sa.select(both.c.ticket_id, both.c.seq, both.c.to_state, both.c.at)
+        .order_by(both.c.sequence.is_(None), both.c.sequence.desc(), both.c.id.desc())
+        .limit(window)
+        .subquery()
+    )
+
+
 def state_stats(
     tf: Tierflow, *, account: str, workflow: str, window: int = MEDIAN_WINDOW
 ) -> dict[str, StateStat]:
@@ -104,22 +143,7 @@ def state_stats(
         )
         .group_by(_T.c.state)
     )
-    recent = (
-        sa.select(_E.c.ticket_id, _E.c.seq, _E.c.to_state, _E.c.at)
-        .join(_T, _T.c.id == _E.c.ticket_id)
-        .where(
-            _E.c.account_id == account_id,
-            _T.c.workflow == workflow,
-            _E.c.kind.in_(_ENTERING)
-            # a migration that leaves the ticket in its state ends no stay (it did not leave)
-            & ((_E.c.kind != "migrated") | (_E.c.to_state != _E.c.from_state)),
-        )
-        # newest first, as the account's index holds them: by outgoing sequence (commit
-        # order), then the rows written before the outbox numbered events (no sequence)
-        .order_by(_E.c.sequence.desc().nulls_last(), _E.c.id.desc())
-        .limit(window)
-        .subquery()
-    )
+    recent = _recent(account_id, workflow, window)
     left_at = sa.func.lead(recent.c.at, type_=recent.c.at.type).over(
         partition_by=recent.c.ticket_id, order_by=recent.c.seq
     )

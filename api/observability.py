@@ -10,6 +10,9 @@
 * The access log: one JSON line per request (``method``, ``route`` template, ``status``, ``ms``,
   ``request_id``, ``account`` slug from the path) at level ``info`` on the ``tierflow.http``
   logger; ``TIERFLOW_ACCESS_LOG=false`` keeps only the warnings (5xx and slow requests).
+  Lines are formatted where they are logged and written by a thread of their own
+  (:class:`LineWriter`): a write to stderr on the event loop hands the interpreter to other
+  threads for the time of the system call (measured: 50-80 us per request in the server).
 * Routes that are not API routes (``/docs``, ``/openapi.json``, the ``/ui`` static files) are
   labelled by their path or mount point; only a path no route matches is ``unmatched``.
 
@@ -23,8 +26,11 @@ import json
 import logging
 import os
 import re
+import sys
+import threading
 import time
-from typing import Any
+from collections import deque
+from typing import Any, TextIO
 
 from fastapi import FastAPI
 from prometheus_client import (
@@ -99,9 +105,76 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class LineWriter(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler whose writes happen in a thread of its own.
+
+    ``emit`` formats the line in the caller's thread (the request id is the caller's context)
+    and queues it; the writer thread writes what is queued, in order, in one write every
+    ``interval`` seconds (at once for a warning or worse). :meth:`flush` writes everything
+    queued so far before it returns: the app's shutdown and :func:`logging.shutdown` (at
+    exit) call it, so a stopped server loses no line."""
+
+    def __init__(self, stream: TextIO | None = None, *, interval: float = 0.05) -> None:
+        super().__init__(stream if stream is not None else sys.stderr)
+        self.interval = interval
+        self._lines: deque[str] = deque()
+        self._writing = threading.Lock()  # one writer at a time: the thread or a flush
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self._lines.append(line)
+        if self._closed:  # at exit, after close: written here and now
+            self.flush()
+        elif self._thread is None:
+            self._start()
+        if record.levelno >= logging.WARNING:
+            self._wake.set()
+
+    def _start(self) -> None:
+        with self._writing:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(
+                    target=self._run, name="tierflow-log-writer", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every line queued so far (in order), then flush the stream."""
+        with self._writing:
+            lines = []
+            queued = self._lines
+            while queued:
+                lines.append(queued.popleft())
+            if lines:
+                try:
+                    self.stream.write(self.terminator.join(lines) + self.terminator)
+                    self.stream.flush()
+                except (OSError, ValueError):  # the stream is gone: nowhere left to say so
+                    pass
+
+    def close(self) -> None:
+        self.flush()
+        self._closed = True
+        self._wake.set()
+        super().close()
+
+
 def configure_logging(level: str = "INFO") -> None:
     logging.Formatter.converter = time.gmtime
-    handler = logging.StreamHandler()
+    handler = LineWriter()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger("tierflow")
     root.handlers[:] = [handler]
@@ -225,6 +298,12 @@ def observe_webhook(outcome: Outcome) -> None:
 def count_guard_refusal(trigger: str, guards: list[str]) -> None:
     for g in guards:
         GUARD_REFUSALS.labels(trigger, g).inc()
+
+
+def flush_logs() -> None:
+    """Write every log line queued so far (the app's shutdown: no line is left behind)."""
+    for handler in logging.getLogger("tierflow").handlers:
+        handler.flush()
 
 
 def install(app: FastAPI, *, access_log: bool = True) -> None:

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -136,3 +137,63 @@ def test_metrics_label_docs_and_static_routes_by_route(engine: Tierflow) -> None
     }
     assert {"/docs", "/openapi.json", "/ui", "unmatched"} <= counted
     assert not any(r.startswith("/ui/") or r == "/nowhere" for r in counted)
+
+
+class _Recorded(io.StringIO):
+    """A stream that notes which thread made each write and says when ``want`` lines came."""
+
+    def __init__(self, want: int) -> None:
+        super().__init__()
+        self.want = want
+        self.threads: list[str] = []
+        self.complete = threading.Event()
+
+    def write(self, s: str) -> int:
+        self.threads.append(threading.current_thread().name)
+        n = super().write(s)
+        if self.getvalue().count("\n") >= self.want:
+            self.complete.set()
+        return n
+
+
+def test_the_log_is_written_by_a_thread_of_its_own_every_line_in_order() -> None:
+    """The event loop only queues a line: the write to stderr (a system call that lets other
+    threads take the interpreter meanwhile) happens in the writer thread."""
+    observability.configure_logging()
+    handler = logging.getLogger("tierflow").handlers[0]
+    assert isinstance(handler, observability.LineWriter)
+    stream = _Recorded(want=500)
+    handler.setStream(stream)
+    try:
+        for i in range(500):
+            observability.log.info("request", extra={"fields": {"n": i}})
+        assert stream.complete.wait(10), stream.getvalue()
+        assert [line["n"] for line in lines_of(stream)] == list(range(500))
+        assert set(stream.threads) == {"tierflow-log-writer"}
+    finally:
+        logging.getLogger("tierflow").handlers.clear()
+
+
+def test_lines_still_queued_are_written_when_logging_shuts_down() -> None:
+    """At exit (``logging.shutdown``, after a SIGTERM too) and at the app's shutdown
+    (``flush_logs``) nothing queued is lost."""
+    stream = io.StringIO()
+    handler = observability.LineWriter(stream, interval=3600)  # never writes by itself
+    handler.setFormatter(observability.JsonFormatter())
+    logger = logging.getLogger("tierflow.test-writer")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        for i in range(3):
+            logger.info("line %d", i)
+        assert stream.getvalue() == ""  # queued
+        handler.flush()
+        assert [line["msg"] for line in lines_of(stream)] == ["line 0", "line 1", "line 2"]
+        logger.info("line 3")
+        logger.info("line 4")
+        handler.close()  # what logging.shutdown does at exit: flush, then close
+        assert [line["msg"] for line in lines_of(stream)] == [f"line {i}" for i in range(5)]
+        logger.info("line 5")  # after close: written at once
+        assert lines_of(stream)[-1]["msg"] == "line 5"
+    finally:
+        logger.removeHandler(handler)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -280,3 +281,21 @@ def test_the_admin_token_is_never_kept_by_value(db_url: str, clock: FakeClock) -
         assert admin is not None and admin.is_admin
     assert "admin-secret" not in tokens._by_token
     tf.db.dispose()
+
+
+def test_sigterm_loses_no_access_log_line(tmp_path: Path) -> None:
+    """Every request answered before SIGTERM has its access log line in the log, in order:
+    the log's writer thread is flushed at shutdown."""
+    with live_server(f"sqlite:///{tmp_path}/logged.db", tmp_path) as live:
+        with httpx.Client(base_url=live.base) as c:
+            for i in range(200):
+                assert c.get("/healthz", headers={"X-Request-ID": f"req-{i}"}).status_code == 200
+        proc = live.proc
+        assert proc is not None
+    assert proc.returncode == 0
+    ids = [
+        line["request_id"]
+        for line in map(json.loads, (x for x in live.log().splitlines() if x.startswith("{")))
+        if line.get("msg") == "request" and line["request_id"].startswith("req-")
+    ]
+    assert ids == [f"req-{i}" for i in range(200)]

@@ -5,8 +5,10 @@
   webhook attempts by outcome, webhook delivery lag, dead letters. With several uvicorn
   workers, ``tierflow serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` so every worker's figures are
   summed.
-* Every response carries ``X-Request-ID`` (the caller's, when it sends a sane one); log lines
-  are JSON and carry it. Headers are never logged, so tokens never reach a log.
+* Every response carries ``X-Request-ID`` (the caller's, when it sends a sane one, else 128
+  random bits from :mod:`random`: an identifier, not a secret - ``os.urandom`` is a system call
+  that hands the interpreter to other threads on every request); log lines are JSON and carry
+  it. Headers are never logged, so tokens never reach a log.
 * The access log: one JSON line per request (``method``, ``route`` template, ``status``, ``ms``,
   ``request_id``, ``account`` slug from the path) at level ``info`` on the ``tierflow.http``
   logger; ``TIERFLOW_ACCESS_LOG=false`` keeps only the warnings (5xx and slow requests).
@@ -25,6 +27,7 @@ import contextvars
 import json
 import logging
 import os
+import random
 import re
 import sys
 import threading
@@ -221,7 +224,7 @@ class Observability:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
                 break
-        rid = incoming if _SANE_ID.match(incoming) else os.urandom(16).hex()
+        rid = incoming if _SANE_ID.match(incoming) else f"{random.getrandbits(128):032x}"
         token = request_id.set(rid)
         path, root_path = scope["path"], scope.get("root_path", "")
         status = 500

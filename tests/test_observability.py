@@ -56,6 +56,7 @@ def test_one_json_line_per_request_with_exactly_these_fields(
     with client_for(engine) as c:
         acme = Api(c, "acme")
         t = acme.create()
+        observability.flush_logs()  # the lines so far (written by the log's own thread)
         log_lines.truncate(0)
         log_lines.seek(0)
         c.post(
@@ -197,3 +198,20 @@ def test_lines_still_queued_are_written_when_logging_shuts_down() -> None:
         assert lines_of(stream)[-1]["msg"] == "line 5"
     finally:
         logger.removeHandler(handler)
+
+
+def test_request_ids_are_made_without_a_system_call(
+    engine: Tierflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request without a usable X-Request-ID gets 32 hex digits, distinct per request, made
+    without ``os.urandom`` (a system call that releases the interpreter on the event loop)."""
+
+    def no_urandom(n: int) -> bytes:
+        raise AssertionError("os.urandom on the request path")
+
+    with client_for(engine) as c:
+        monkeypatch.setattr(os, "urandom", no_urandom)
+        ids = [c.get("/healthz").headers["x-request-id"] for _ in range(50)]
+        monkeypatch.undo()
+    assert len(set(ids)) == 50
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)

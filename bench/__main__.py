@@ -1,7 +1,8 @@
 """``python -m bench [--quick] [--only SECTION ...] [--out PATH]``
 
 Measures tierflow and its ceilings in one run and writes ``bench/RESULTS.md``. Sections:
-engine, api, scale, memory, diagrams, clocks, whatif, webhooks. ``--quick`` is a smoke check
+engine, api, scale, memory, diagrams, clocks, whatif, webhooks; ``api-sqlite`` is the api
+section's SQLite rows alone. ``--quick`` is a smoke check
 (under a minute; CI runs it without asserting on time). Scratch files live in a temporary directory,
 removed at the end (``--keep`` keeps it). Every server started is stopped by its PID; the load
 is loopback only. Exit status 1 only when a section crashed - never because of a figure.
@@ -27,6 +28,7 @@ from .common import Config, machine_info, section
 SECTIONS: dict[str, Callable[[Config], dict[str, Any]]] = {
     "engine": engine.run,
     "api": api.run,
+    "api-sqlite": api.run_sqlite,
     "scale": scale.run,
     "memory": memory.run,
     "diagrams": diagrams.run,
@@ -34,6 +36,8 @@ SECTIONS: dict[str, Callable[[Config], dict[str, Any]]] = {
     "whatif": whatif.run,
     "webhooks": webhooks.run,
 }
+SUBSETS = {"api-sqlite"}
+"""Selections of a section's rows, run only when asked for (the whole run has the section)."""
 DEFAULT_OUT = Path(__file__).with_name("RESULTS.md")
 
 
@@ -67,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    names = args.only or list(SECTIONS)
+    names = args.only or [name for name in SECTIONS if name not in SUBSETS]
     workdir = Path(tempfile.mkdtemp(prefix="tierflow-bench-"))
     cfg = Config.make(args.quick, workdir, args.loadgen)
     started = time.perf_counter()

@@ -389,7 +389,9 @@ def _rows(label: str, ours: dict[str, Any], ceil: dict[str, Any], sqlite: bool) 
     return out
 
 
-def run(cfg: Config) -> dict[str, Any]:
+def run(cfg: Config, *, postgresql: bool = True) -> dict[str, Any]:
+    """The section: SQLite (1 worker), then PostgreSQL (2 workers) unless ``postgresql`` is
+    False (``--only api-sqlite``)."""
     kind = loadgen_kind(cfg)
     rows: list[dict[str, Any]] = []
     notes = [
@@ -438,7 +440,7 @@ def run(cfg: Config) -> dict[str, Any]:
         "slower than they do alone)."
     )
     runs = {"sqlite": (ours, ceil)}
-    why = pg_available()
+    why = pg_available() if postgresql else "not selected (`--only api-sqlite`)"
     if why is None:
         ours, ceil = _pair(cfg, "postgresql", 2)
         rows += _rows("PostgreSQL, 2 workers", ours, ceil, sqlite=False)
@@ -459,3 +461,9 @@ def run(cfg: Config) -> dict[str, Any]:
             + ", ".join(f"{r['rps']:.0f}" for r in o["peer"]["runs"])
         )
     return section("API (HTTP, 32 connections)", rows, notes)
+
+
+def run_sqlite(cfg: Config) -> dict[str, Any]:
+    """The section's SQLite rows only (tierflow, ceiling, peer, HTTP layer alone): half the
+    time of the whole section."""
+    return run(cfg, postgresql=False)

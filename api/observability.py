@@ -93,9 +93,19 @@ _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class JsonFormatter(logging.Formatter):
+    _encode = json.JSONEncoder(default=str).encode  # json.dumps(default=...) builds one per call
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
+
     def format(self, record: logging.LogRecord) -> str:
+        second, text = self._second
+        if int(record.created) != second:  # the date and time change once a second
+            second, text = int(record.created), self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
+            self._second = (second, text)
         line: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "ts": f"{text}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "pid": record.process,
@@ -105,7 +115,7 @@ class JsonFormatter(logging.Formatter):
         line.update(getattr(record, "fields", {}))
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return self._encode(line)
 
 
 class LineWriter(logging.StreamHandler):  # type: ignore[type-arg]
@@ -176,7 +186,11 @@ class LineWriter(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def configure_logging(level: str = "INFO") -> None:
+    """The service's logs: JSON lines on stderr, written by a :class:`LineWriter`. Records
+    carry no thread or process names (no line shows them; each costs every record a lookup)."""
     logging.Formatter.converter = time.gmtime
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     handler = LineWriter()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger("tierflow")
@@ -256,11 +270,17 @@ class Observability:
                 )
             children[0].inc()
             children[1].observe(elapsed)
-            warn = status >= 500 or elapsed >= self.slow
-            if warn or (self.access_log and log.isEnabledFor(logging.INFO)):
-                log.log(
-                    logging.WARNING if warn else logging.INFO,
+            level = logging.WARNING if status >= 500 or elapsed >= self.slow else logging.INFO
+            if (level > logging.INFO or self.access_log) and log.isEnabledFor(level):
+                # the record made directly: Logger.log would look for its caller in the stack
+                record = log.makeRecord(
+                    log.name,
+                    level,
+                    "(access log)",
+                    0,
                     "request",
+                    (),
+                    None,
                     extra={
                         "fields": {
                             "method": method,
@@ -271,16 +291,23 @@ class Observability:
                         }
                     },
                 )
+                log.handle(record)
             request_id.reset(token)
 
 
 def observe_engine(engine: Tierflow) -> None:
     """Count transitions and breaches as the engine commits them; time its transactions."""
 
+    fired: dict[tuple[str, str], Any] = {}  # the counter's child per (workflow, trigger)
+
     def on_commit(view: TicketView, events: list[EventRecord]) -> None:
         for e in events:
             if e.kind == "transition" and e.trigger:
-                TRANSITIONS.labels(view.workflow, e.trigger).inc()
+                key = (view.workflow, e.trigger)
+                child = fired.get(key)
+                if child is None:
+                    child = fired[key] = TRANSITIONS.labels(*key)
+                child.inc()
             elif e.kind == "sla_breached":
                 SLA_BREACHES.labels(str(e.data.get("clock"))).inc()
 

@@ -12,11 +12,12 @@ import sqlalchemy as sa
 from alembic import command
 
 from api.schemas import TicketPublic
-from workflow import Tierflow, outbox, schema
+from workflow import Tierflow, outbox, prepared, schema
 from workflow.db import Database
+from workflow.history import EventRecord
 from workflow.records import E, T
 
-from .conftest import FakeClock
+from .conftest import T0, FakeClock
 from .scenarios import ACCOUNT, TECH, new_ticket, reach
 
 
@@ -239,3 +240,106 @@ def test_the_migration_carries_the_outbox_over_with_its_numbers(
     _globex(tf)  # numbering goes on after the account's last
     assert [e.sequence for e in outbox.read_after(tf, "globex", 0)] == [1, 2]
     tf.db.dispose()
+
+
+def _pg(tf: Tierflow) -> None:
+    if tf.db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+
+
+def test_postgresql_takes_each_number_in_its_history_rows_insert(
+    tf: Tierflow, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The account's counter is raised by the history INSERT itself (a CTE of it): no
+    statement of its own, so its row lock is taken by the unit's last statement."""
+    _pg(tf)
+    t = reach(tf, "l2_solving")
+    before = len(_all(tf))
+    clock.advance(days=30)  # the unit records its due breaches first: several history rows
+    sent: list[tuple[str, int]] = []
+    real = prepared._run
+
+    def spy(conn: Any, sql: str, params: Any, **kw: Any) -> Any:
+        sent.append((sql, len(params) if kw.get("many") else 1))
+        return real(conn, sql, params, **kw)
+
+    monkeypatch.setattr(prepared, "_run", spy)
+    tf.fire(
+        account=ACCOUNT, ticket_id=t.id, trigger="request_info", role="l2_specialist", note="logs"
+    )
+    monkeypatch.undo()
+    new = _all(tf)[before:]
+    touching = [(sql, n) for sql, n in sent if "outbox_sequence" in sql or "ticket_event" in sql]
+    assert len(touching) == 1  # one execution (an executemany for several rows)
+    sql, rows = touching[0]
+    assert " ".join(sql.split()).startswith("WITH raised AS (INSERT INTO outbox_sequence")
+    assert "INSERT INTO ticket_event" in sql
+    assert rows == len(new) >= 2
+    assert touching[0] == (sent[-1][0], sent[-1][1])  # the unit's last statement
+    assert [e.sequence for e in new] == list(range(before + 1, before + len(new) + 1))
+
+
+def test_postgresql_a_second_writer_of_the_account_commits_after_the_first(tf: Tierflow) -> None:
+    """The first unit's history INSERT holds the account's counter until it commits: a second
+    unit of the account waits in its own INSERT, then takes the next number, so a reader
+    never sees the larger number before the smaller one."""
+    _pg(tf)
+    keys = []
+    for _ in range(2):
+        number = new_ticket(tf, TECH).id
+        with tf.db.read() as conn:
+            keys.append(int(conn.execute(sa.select(T.c.id).where(T.c.number == number)).scalar()))
+    account_id = tf.account_id(ACCOUNT)
+    taken, go, second_done = threading.Event(), threading.Event(), threading.Event()
+    pids: list[int] = []
+    errors: list[BaseException] = []
+
+    def unit(key: int, first: bool) -> None:
+        try:
+            with tf.db.write() as conn:
+                if not first:
+                    pids.append(int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()))
+                row = tf._event_rows(
+                    key,
+                    account_id,
+                    [(EventRecord(kind="comment", at=T0), "n")],
+                    1,
+                    "a",
+                    "l1_agent",
+                    "internal",
+                )
+                outbox.append(conn, account_id, 2, row)
+                if first:
+                    taken.set()
+                    assert go.wait(timeout=60)
+            if not first:
+                second_done.set()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    first = threading.Thread(target=unit, args=(keys[0], True))
+    first.start()
+    assert taken.wait(timeout=60)
+    second = threading.Thread(target=unit, args=(keys[1], False))
+    second.start()
+    waiting = sa.text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid")
+    admin = sa.create_engine(tf.db.url, poolclass=sa.pool.NullPool)
+    try:
+        for _ in range(6000):  # until the second unit waits for the first's lock (bounded)
+            if pids:
+                with admin.connect() as conn:
+                    if conn.execute(waiting, {"pid": pids[0]}).scalar() == "Lock":
+                        break
+            second_done.wait(timeout=0.01)
+        else:  # pragma: no cover
+            pytest.fail("the second unit never waited for the first")
+    finally:
+        admin.dispose()
+    assert not second_done.is_set()
+    assert [e.sequence for e in _all(tf)] == [1, 2]  # the two tickets' creations only
+    go.set()
+    first.join(timeout=60)
+    second.join(timeout=60)
+    assert errors == []
+    new = _all(tf)[2:]
+    assert [(e.sequence, e.ticket_id) for e in new] == [(3, 1), (4, 2)]

@@ -13,8 +13,10 @@ never misses an event committed later with a number at or below *n*.
 
 - PostgreSQL: the account's row in ``outbox_sequence`` is raised by an upsert in the unit's
   transaction. Its row lock makes a second writer of the account wait until the first commits
-  (or rolls back), so the smaller sequence is always visible first. The upsert and the
-  history rows are the unit's last statements, so the lock is held only for the commit.
+  (or rolls back), so the smaller sequence is always visible first. Each history row's INSERT
+  raises the row itself (the upsert is a CTE of the INSERT: one statement, one round trip),
+  and the history rows are the unit's last statements, so the lock is held only for them
+  and the commit.
 - SQLite: writers are serialised by ``BEGIN IMMEDIATE``; each row's number is the account's
   highest plus one, taken by its INSERT (one statement, one seek in the unique index).
 
@@ -119,17 +121,33 @@ class StoredEvent:
 
 _EVENT_KEYS = tuple(c.key for c in E.columns if not c.primary_key)
 INSERT = Prepared(sa.insert(E), keys=_EVENT_KEYS)
-"""A history row as given (PostgreSQL: numbered by the caller; unnumbered: no outgoing event)."""
-_PG_UPSERT = postgresql.insert(OS)
-_RAISE = Prepared(
-    _PG_UPSERT.on_conflict_do_update(
-        index_elements=["account_id"], set_={"last": OS.c.last + _PG_UPSERT.excluded.last}
-    ).returning(OS.c.last),
-    keys=("account_id", "last"),
-)
-"""PostgreSQL: ``last += n`` for the account (its row made on its first event); the new last."""
+"""A history row as given (unnumbered: no outgoing event)."""
 _NUMBERED = E.alias("numbered")
 _NEXT_KEYS = [k for k in _EVENT_KEYS if k != "sequence"]
+_PG_UPSERT = postgresql.insert(OS).values(
+    account_id=sa.bindparam("account_id"), last=sa.literal_column("1")
+)
+_RAISED = (
+    _PG_UPSERT.on_conflict_do_update(
+        index_elements=["account_id"], set_={"last": OS.c.last + sa.literal_column("1")}
+    )
+    .returning(OS.c.last)
+    .cte("raised")
+)
+_PG_INSERT_NEXT = Prepared(
+    sa.insert(E).values(
+        {
+            **{k: sa.bindparam(k, type_=E.c[k].type) for k in _NEXT_KEYS},
+            "sequence": sa.select(_RAISED.c.last).scalar_subquery(),
+        }
+    ),
+    keys=_NEXT_KEYS,
+)
+"""PostgreSQL: raise the account's ``last`` by one (its row made on its first event) and
+insert one history row numbered with it - one statement (``WITH raised AS (INSERT ... ON
+CONFLICT ... DO UPDATE ... RETURNING last) INSERT INTO ticket_event ...``), so the row lock
+that orders the account's writers is taken by the unit's last statement, in the same round
+trip as its history row."""
 _INSERT_NEXT = Prepared(
     sa.insert(E).values(
         {
@@ -157,12 +175,7 @@ def append(conn: Connection, account_id: int, version: int, rows: list[dict[str,
     for r in rows:
         r["unit_version"] = version
     if conn.dialect.name == "postgresql":
-        row = _RAISE.first(conn, {"account_id": account_id, "last": len(rows)})
-        assert row is not None
-        first = int(row["last"]) - len(rows) + 1
-        for i, r in enumerate(rows):
-            r["sequence"] = first + i
-        INSERT.execute_many(conn, rows)
+        _PG_INSERT_NEXT.execute_many(conn, rows)  # in order: each row one past the last
     else:
         _INSERT_NEXT.execute_many(conn, rows)
 

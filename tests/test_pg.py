@@ -4,6 +4,7 @@ restart does), and background jobs take an advisory lock across processes."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -11,6 +12,8 @@ import sqlalchemy as sa
 from tests.conftest import PG_URL, FakeClock
 from tests.scenarios import ACCOUNT, reach
 from workflow import Tierflow
+from workflow.db import POOL_SIZE
+from workflow.prepared import driver_sql
 
 pytestmark = pytest.mark.skipif(PG_URL is None, reason="TIERFLOW_TEST_POSTGRES_URL is unset")
 
@@ -120,4 +123,58 @@ def test_opposite_moves_on_shared_count_rows_never_fail(pg_url: str, clock: Fake
         th.join(timeout=120)
     assert errors == []
     assert tf.check() == []
+    tf.db.dispose()
+
+
+def _syncs(trace: str) -> int:
+    """How many times the client waited for the server (libpq trace: Sync or simple Query)."""
+    return sum(
+        1
+        for line in trace.splitlines()
+        if "\tF\t" in line and ("\tSync" in line or "\tQuery" in line)
+    )
+
+
+def test_a_units_last_statements_and_its_commit_take_one_round_trip(
+    pg_url: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    tf = Tierflow(pg_url, clock=clock)
+    assert (tf.db.engine.pool.size(), tf.db.engine.pool._max_overflow) == (POOL_SIZE, 0)
+    tf.create_account(slug=ACCOUNT, name="Acme")
+    trace = tmp_path / "trace"
+    with trace.open("w") as out, tf.db.write() as conn:
+        driver_sql(conn, "SELECT 1")  # the transaction is open
+        raw = conn.connection.dbapi_connection
+        raw.pgconn.trace(out.fileno())
+        with tf.db.closing(conn):
+            driver_sql(conn, "UPDATE account SET name = 'Acme 2'")
+            driver_sql(conn, "UPDATE account SET name = 'Acme 3'")
+        raw.pgconn.untrace()
+        assert raw.info.transaction_status == 0  # committed (libpq: idle)
+    assert _syncs(trace.read_text()) == 1
+    assert tf.account_settings(account=ACCOUNT).name == "Acme 3"
+    tf.db.dispose()
+
+
+def test_an_error_among_a_units_last_statements_rolls_it_back(
+    pg_url: str, clock: FakeClock
+) -> None:
+    """The error is raised (as SQLAlchemy's, with the SQLSTATE a retry looks at) where the
+    block ends, nothing of the unit is written, and the connection serves the next unit."""
+    tf = Tierflow(pg_url, clock=clock)
+    tf.create_account(slug=ACCOUNT, name="Acme")
+    with pytest.raises(sa.exc.IntegrityError) as caught, tf.db.write() as conn:
+        driver_sql(conn, "UPDATE account SET name = 'renamed'")
+        with tf.db.closing(conn):
+            driver_sql(
+                conn,
+                "INSERT INTO account (slug, name, created_at) "
+                f"SELECT slug, name, created_at FROM account WHERE slug = '{ACCOUNT}'",
+            )
+            driver_sql(conn, "UPDATE account SET name = 'after the error'")
+    assert getattr(caught.value.orig, "sqlstate", None) == "23505"
+    assert tf.account_settings(account=ACCOUNT).name == "Acme"
+    tf.create_account(slug="globex", name="Globex")  # the pool's connections are clean
+    with tf.db.read() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM account")).scalar() == 2
     tf.db.dispose()

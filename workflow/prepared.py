@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
-__all__ = ["Prepared", "driver_sql"]
+__all__ = ["Prepared", "driver_sql", "translated"]
 
 Processor = Callable[[Any], Any]
 
@@ -161,18 +161,27 @@ def _run(
             cursor.execute(sql, params)
         return cursor.rowcount, (cursor.fetchone() if fetch else None)
     except conn.dialect.loaded_dbapi.Error as exc:
-        lost = conn.dialect.is_disconnect(exc, dbapi_conn, cursor)
-        if lost:
-            conn.invalidate(exc)
-        raise sa.exc.DBAPIError.instance(
-            sql,
-            params,
-            exc,
-            conn.dialect.loaded_dbapi.Error,
-            connection_invalidated=lost,
-            dialect=conn.dialect,
-        ) from exc
+        raise translated(conn, exc, sql, params, cursor) from exc
     finally:
         if cursor is not None:  # (a cursor of a connection that just went away may refuse)
             with contextlib.suppress(conn.dialect.loaded_dbapi.Error):
                 cursor.close()
+
+
+def translated(
+    conn: Connection, exc: Any, sql: str, params: Any, cursor: Any = None
+) -> sa.exc.StatementError:
+    """SQLAlchemy's error for a driver error of ``conn`` (as ``Connection.execute`` raises
+    it), the connection invalidated when it was lost."""
+    lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+    if lost:
+        conn.invalidate(exc)
+    error: sa.exc.StatementError = sa.exc.DBAPIError.instance(
+        sql,
+        params,
+        exc,
+        conn.dialect.loaded_dbapi.Error,
+        connection_invalidated=lost,
+        dialect=conn.dialect,
+    )
+    return error

@@ -771,10 +771,13 @@ class Tierflow:
             )
             if matched != 1:  # somebody else committed first: decide again
                 return None
-            counts.apply_deltas(conn, account_id, row["workflow"], key, counts.deltas(ticket, new))
-            if idempotency is not None:
-                self._remember(conn, account_id, idempotency, key, new.version, now)
-            self._send(conn, account_id, key, new.version, todo, actor, role, visibility)
+            with self.db.closing(conn):  # PostgreSQL: with the COMMIT, in one round trip
+                counts.apply_deltas(
+                    conn, account_id, row["workflow"], key, counts.deltas(ticket, new)
+                )
+                if idempotency is not None:
+                    self._remember(conn, account_id, idempotency, key, new.version, now)
+                self._send(conn, account_id, key, new.version, todo, actor, role, visibility)
         view = self._view(account, {**row, "updated_at": now}, d, new, now)
         self.db.after_commit(functools.partial(self._notify, view, [e for e, _note in todo]))
         return view, len(todo)

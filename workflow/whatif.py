@@ -348,7 +348,7 @@ def _tally_apart(url: str, source: str, expected: str, ids: list[int], now: date
     candidate = parse_text(source, source="what-if candidate", check=False)
     if candidate.hash != expected:
         raise ValueError(f"the candidate parsed again is #{candidate.hash}, not #{expected}")
-    db = Database(url, pool_size=1)
+    db = Database(url, pool_size=1, max_overflow=1)
     try:
         registry = DefinitionRegistry(db, lambda: now)
         return _tally(db, registry.by_hash, candidate, ids, now)

@@ -292,7 +292,7 @@ class Database:
         any of them (a deadlock, a constraint, the COMMIT's own) is raised there, as
         SQLAlchemy's, with the transaction rolled back. Elsewhere the block simply runs and
         :meth:`write` commits."""
-        if self.engine.dialect.name != "postgresql":
+        if self.engine.dialect.driver != "psycopg":  # (pipeline mode: psycopg 3)
             yield
             return
         raw: Any = conn.connection.dbapi_connection

@@ -9,6 +9,7 @@ the same 404 for another customer's ticket.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from dataclasses import dataclass
@@ -116,11 +117,17 @@ async def get_scope(request: Request, acct: str) -> Scope:
     off the headers directly: it is not a documented parameter, and FastAPI's header parameter
     machinery costs more than the lookup. A token the store has cached is a dictionary lookup,
     done on the event loop (a hop to the thread pool costs more than it: measured in
-    bench/FINDINGS.md); anything that may read the database goes to the thread pool."""
+    bench/FINDINGS.md); anything that may read the database goes to the thread pool. A busy
+    token's entry is renewed by one background read before it expires (``refresh_due``), so
+    its requests do not all go to the database together every ``CACHE_SECONDS``."""
     authorization = request.headers.get("authorization")
     scheme, _, token = (authorization or "").partition(" ")
-    known = request.app.state.tokens.cached(token.strip()) if scheme.lower() == "bearer" else None
+    token = token.strip()
+    tokens: TokenStore = request.app.state.tokens
+    known = tokens.cached(token) if scheme.lower() == "bearer" else None
     if known is not None and not known.is_admin:
+        if tokens.refresh_due(token):  # renewed by one read, before the entry expires
+            asyncio.get_running_loop().run_in_executor(None, tokens.refresh, token)
         return _scope(request, acct, known)
     return await run_in_threadpool(_resolved_scope, request, acct, authorization)
 

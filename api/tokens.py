@@ -3,13 +3,17 @@ account, or the platform admin's; stored hashed, optionally expiring, revocable.
 
 A resolved token is remembered for at most :data:`CACHE_SECONDS` per process: a revoked or
 expired token is refused within that time on every worker and host (each re-reads the row),
-and the admin token is never remembered at all.
+and the admin token is never remembered at all. A token in use is re-read by one background
+read once its entry is :data:`REFRESH_AFTER` old (:meth:`TokenStore.refresh_due`,
+:meth:`TokenStore.refresh`), so a busy token's entry is renewed before it expires and its
+requests never all miss at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -23,12 +27,16 @@ from workflow.access import EVERYTHING, Viewer
 from workflow.models import AccountUser, ApiToken
 from workflow.records import take_number
 
+log = logging.getLogger("tierflow.tokens")
 TOK = ApiToken.__table__  # type: ignore[attr-defined]
 USR = AccountUser.__table__  # type: ignore[attr-defined]
 ADMIN = "admin"
 INTEGRATION = "integration"
 CACHE_SECONDS = 0.5
 """How long a process trusts a token it resolved before reading its row again."""
+REFRESH_AFTER = CACHE_SECONDS / 2
+"""A request that finds its token's entry this old has the row re-read in the background (one
+read per token at a time), while it and the others go on with the entry they have."""
 LAST_USED_EVERY = timedelta(minutes=1)
 """``last_used_at`` is written at most this often per token (a write per request would cost)."""
 DESIGNER = "designer"
@@ -95,6 +103,7 @@ class TokenStore:
         self._monotonic = monotonic
         self._admin_digest = digest(admin_token) if admin_token else None
         self._by_token: dict[str, tuple[Principal, float]] = {}  # token -> (who, read at)
+        self._refreshing: set[str] = set()  # tokens whose row a background read is re-reading
 
     def ensure_admin(self) -> str | None:
         """With no admin token configured, create one on first start; return it (once)."""
@@ -283,21 +292,51 @@ class TokenStore:
             return None
         return principal
 
+    def refresh_due(self, token: str) -> bool:
+        """Whether the caller is to re-read ``token`` in the background (:meth:`refresh`): its
+        entry is at least :data:`REFRESH_AFTER` old and no re-read of it is under way. True
+        once per re-read; called on one thread (the event loop)."""
+        known = self._by_token.get(token)
+        if known is None or token in self._refreshing:
+            return False
+        if self._monotonic() - known[1] < REFRESH_AFTER:
+            return False
+        self._refreshing.add(token)
+        return True
+
+    def refresh(self, token: str) -> None:
+        """Read ``token``'s row again into the cache (a revoked, expired or deleted token leaves
+        it); the end of the re-read :meth:`refresh_due` announced."""
+        try:
+            read_at = self._monotonic()
+            self._remember(token, self._resolve(token), read_at)
+        except Exception:  # the entry stays until it is CACHE_SECONDS old; a request re-reads
+            log.exception("re-reading a token's row failed")
+        finally:
+            self._refreshing.discard(token)
+
     def resolve(self, token: str) -> Principal | None:
         known = self._by_token.get(token)
         if known is not None and self._monotonic() - known[1] < CACHE_SECONDS:
             principal: Principal | None = known[0]
         else:
+            read_at = self._monotonic()
             principal = self._resolve(token)
-            if principal is not None and not principal.is_admin:
-                if len(self._by_token) >= 10_000:
-                    self._by_token.clear()
-                self._by_token[token] = (principal, self._monotonic())
+            self._remember(token, principal, read_at)
         if principal is None:
             return None
         if principal.expires_at is not None and principal.expires_at <= self.tf.clock():
             return None
         return principal
+
+    def _remember(self, token: str, principal: Principal | None, read_at: float) -> None:
+        """Cache what the row said at ``read_at``: never a miss, never the admin."""
+        if principal is None or principal.is_admin:
+            self._by_token.pop(token, None)
+            return
+        if len(self._by_token) >= 10_000:
+            self._by_token.clear()
+        self._by_token[token] = (principal, read_at)
 
     def _resolve(self, token: str) -> Principal | None:
         d = digest(token)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from api.demo import load_demo
-from api.tokens import CACHE_SECONDS, TokenStore
+from api.tokens import CACHE_SECONDS, REFRESH_AFTER, TokenStore
 from tests.conftest import FakeClock
 from tests.live_server import ADMIN, free_port, live_server
 from workflow import InputError, Tierflow
@@ -230,6 +230,40 @@ def test_tokens_resolve_from_memory_for_half_a_second_and_never_cache_a_miss(
     other.revoke(account="acme", token_id=token_id)
     assert tokens.resolve(token) == first
     ticks[0] += CACHE_SECONDS
+    assert tokens.resolve(token) is None
+    tf.db.dispose()
+
+
+def test_a_busy_tokens_entry_is_renewed_by_one_read_before_it_expires(
+    db_url: str, clock: FakeClock
+) -> None:
+    tf = Tierflow(db_url, clock=clock)
+    tf.create_account(slug="acme", name="Acme")
+    ticks = [100.0]
+    tokens = TokenStore(tf, "admin-secret", monotonic=lambda: ticks[0])
+    token_id, token, _user = tokens.issue(account="acme", role="l1_agent", name="Ana")
+    first = tokens.resolve(token)
+    assert first is not None
+    reads: list[object] = []
+    tf.db.on_transaction = reads.append
+    ticks[0] += REFRESH_AFTER - 0.01
+    assert not tokens.refresh_due(token)  # young: nothing to do
+    ticks[0] += 0.01
+    assert tokens.refresh_due(token)  # the first request past REFRESH_AFTER re-reads ...
+    assert [tokens.refresh_due(token) for _ in range(31)] == [False] * 31  # ... alone
+    assert tokens.cached(token) is first  # meanwhile every request goes on with the entry
+    tokens.refresh(token)
+    assert len(reads) == 1
+    assert not tokens.refresh_due(token)  # renewed: young again
+    ticks[0] += CACHE_SECONDS - 0.01  # past the first read's expiry, not the re-read's
+    assert tokens.cached(token) == first
+    assert len(reads) == 1
+    assert tokens.refresh_due("tft_unknown") is False  # nothing cached: resolve decides
+    # revoked by another process: the re-read drops the entry; the next request is refused
+    TokenStore(tf, "admin-secret").revoke(account="acme", token_id=token_id)
+    assert tokens.refresh_due(token)  # the entry is CACHE_SECONDS - 0.01 old
+    tokens.refresh(token)
+    assert tokens.cached(token) is None and not tokens.refresh_due(token)
     assert tokens.resolve(token) is None
     tf.db.dispose()
 

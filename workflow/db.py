@@ -6,12 +6,16 @@ and writes are serialised: one process-wide lock, one writer connection kept ope
 transaction never has to upgrade its lock half-way. Units of work that queue up behind that
 lock are committed together (:meth:`Database.serialised`: group commit, a savepoint each);
 :meth:`Database.submit` queues a unit without a waiting thread: the writer thread runs it.
-Other backends (PostgreSQL through ``postgresql+psycopg://``) use a pre-pinged pool and rely
-on the compare-and-set on ``ticket.version`` for concurrency.
+Writers of one SQLite file in different processes (the API's writer thread, the webhooks
+dispatcher, a CLI command, a second worker) take turns (:class:`_Turns`): SQLite's own busy
+handler retries after growing sleeps and seldom finds the lock free between two groups of a
+busy writer thread. Other backends (PostgreSQL through ``postgresql+psycopg://``) use a
+pre-pinged pool and rely on the compare-and-set on ``ticket.version`` for concurrency.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -36,6 +40,11 @@ log = logging.getLogger("tierflow")
 DEFAULT_URL = "sqlite:///tierflow.db"
 MAX_GROUP = 64
 """At most this many queued units of work share one SQLite transaction."""
+TURN_WAIT = 10.0
+"""Seconds a SQLite writer waits for its turn before it goes ahead to SQLite's busy handler
+(whose own timeout, 30 s, then decides)."""
+_POLL = 0.0002
+"""Seconds between two looks at a lock file while waiting for a turn."""
 
 POOL_SIZE = 20
 """Connections each process keeps to a server database (PostgreSQL), none beyond them by
@@ -100,6 +109,7 @@ class Database:
         self.group_commit = self.is_sqlite and u_db not in ("", ":memory:")
         """Units of work queued behind the SQLite writer commit together (a file database:
         an in-memory one is a database per connection)."""
+        self._turns = _Turns(u_db) if self.group_commit else None
         self.on_transaction: Callable[[float], None] | None = None
         """Called with the seconds each transaction took (metrics hook; one call per unit)."""
         if self.is_sqlite:
@@ -118,7 +128,7 @@ class Database:
                 with _savepoint(group.conn):
                     yield group.conn
             else:  # SQLite: one writer connection, kept open, used under the lock
-                with self._write_lock:
+                with self._write_lock, self._turn():
                     conn = self._writer()
                     try:
                         with conn.begin():
@@ -132,6 +142,14 @@ class Database:
         finally:
             if self.on_transaction is not None:
                 self.on_transaction(time.perf_counter() - start)
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        if self._turns is None:
+            yield
+        else:
+            with self._turns.turn():
+                yield
 
     def serialised(self, fn: Callable[[], R]) -> R:
         """Run ``fn`` (a unit of work: its writes go through :meth:`write`) and return once
@@ -381,12 +399,84 @@ class Database:
                 if self._writer_conn is not None:
                     self._writer_conn.close()
                     self._writer_conn = None
+                if self._turns is not None:
+                    self._turns.close()
         self.engine.dispose()
 
 
 _XACT_LOCK = sa.text("SELECT pg_advisory_xact_lock(:k)")
 _PG_IDLE = 0
 """libpq's PQTRANS_IDLE: no transaction open on the connection."""
+
+
+class _Turns:
+    """Turns between the writers of one SQLite file, in whatever process: a write-intent
+    turnstile of two ``flock`` files beside the database.
+
+    A writer first takes ``<database>.write-intent`` (exclusive): it announces that it waits,
+    and queues behind a writer that announced before it. Holding it, it takes
+    ``<database>.write-turn`` (exclusive), which the writer in its transaction holds until its
+    COMMIT or ROLLBACK, then lets the intent go and runs ``BEGIN IMMEDIATE`` - which finds
+    SQLite's lock free. A writer that has just committed and wants the lock again (the API's
+    writer thread, group after group) finds the intent taken by the one waiting, and waits for
+    that one's turn to begin; so two busy writers alternate, transaction by transaction,
+    instead of the one that just committed taking the lock again while SQLite's busy handler
+    of the other sleeps. Uncontended, a turn costs four ``flock`` calls.
+
+    A wait looks at the lock every :data:`_POLL` seconds (``flock`` cannot wait with a time
+    limit); after :data:`TURN_WAIT` seconds the writer goes ahead without its turn (a writer
+    that is not tierflow's, or a transaction that takes that long): SQLite's busy handler and
+    its timeout decide then, as they did before. The lock files are opened per process (and
+    per :class:`Database`), so ``flock`` tells apart every writer; a crashed process's locks
+    are released by the kernel."""
+
+    def __init__(self, database: str) -> None:
+        self.paths = (Path(f"{database}.write-intent"), Path(f"{database}.write-turn"))
+        self._files: tuple[int, int] | None = None
+        self._pid = 0
+
+    def _fds(self) -> tuple[int, int]:
+        if self._files is None or self._pid != os.getpid():  # not inherited through fork
+            self._files = tuple(  # type: ignore[assignment]
+                os.open(p, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644) for p in self.paths
+            )
+            self._pid = os.getpid()
+        assert self._files is not None
+        return self._files
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        intent, turn = self._fds()
+        deadline = time.monotonic() + TURN_WAIT
+        announced = _flock(intent, deadline)
+        try:
+            mine = _flock(turn, deadline)
+        finally:
+            if announced:
+                fcntl.flock(intent, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            if mine:
+                fcntl.flock(turn, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._files is not None and self._pid == os.getpid():
+            for fd in self._files:
+                os.close(fd)
+        self._files = None
+
+
+def _flock(fd: int, deadline: float) -> bool:
+    """Take ``fd``'s exclusive lock, waiting until ``deadline`` at most; whether we have it."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL)
 
 
 def _start(future: Future[Any]) -> bool:

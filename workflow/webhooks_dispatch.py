@@ -27,11 +27,15 @@ Each attempt happens once:
   transaction (SQLite has one writer: a slow receiver must not hold it), and the result is
   recorded only if the delivery is still the one that was sent (same attempt count).
 
-A subscription's due deliveries are sent back to back in *runs* (at most ``RUN`` of them or
-``RUN_SECONDS``, ending at the first failure), and a run's results are recorded in one
-transaction - the address is checked once per run. Delivery is at least once: a crash between
-a receiver's answer and the commit of its run's record repeats those attempts, with the same
-``webhook-id`` (receivers deduplicate on it).
+A subscription's due deliveries are sent back to back in *runs* (at most ``RUN`` of them on
+PostgreSQL, ``RUN_SQLITE`` on SQLite, or ``RUN_SECONDS``, ending at the first failure), and a
+run's results are recorded in one transaction - the address is checked once per run. On
+SQLite that transaction also fans out the events committed meanwhile: the database has one
+writer at a time, the API's writer thread commits group after group, and each turn this
+process gets (``Database.write``: writers of the file take turns) should carry as much as it
+can. Delivery is at least once: a crash between a receiver's answer and the commit of its
+run's record repeats those attempts, with the same ``webhook-id`` (receivers deduplicate on
+it).
 
 The dispatcher knows nothing of HTTP: it hands each signed :class:`Request` (the checked
 address to connect to, the headers, the body) to the ``send`` callable it was given, which
@@ -113,7 +117,13 @@ _LOG = Prepared(
 USER_AGENT = "tierflow-webhooks/1"
 MAX_ERROR = 500
 RUN = 50
-"""Deliveries of one subscription sent back to back before their results are recorded."""
+"""Deliveries of one subscription sent back to back before their results are recorded, on
+PostgreSQL (the subscription's row lock is held meanwhile)."""
+RUN_SQLITE = 500
+"""The same on SQLite, where a run's record waits for a turn of the database's single writer
+(the API's writer thread commits group after group): a turn should carry many deliveries."""
+FAN_OUT = 500
+"""Outbox events turned into deliveries at most per fan-out."""
 RUN_SECONDS = 1.0
 """A run stops after this long (the address was checked at its start)."""
 WATCH = 0.05
@@ -224,7 +234,7 @@ class Dispatcher:
         wall: Callable[[], float] = time.time,
         observer: Callable[[Outcome], None] | None = None,
         concurrency: int = 4,
-        batch: int = 200,
+        batch: int = 1000,
     ) -> None:
         self.webhooks = webhooks
         self.tf = webhooks.tf
@@ -334,6 +344,9 @@ class Dispatcher:
 
     def _serve(self, subscription_id: int, result: PassResult) -> None:
         try:
+            if not self._pg:
+                self._serve_sqlite(subscription_id, result)
+                return
             result.add(fanned_out=self._fan_out(subscription_id))
             made = 0
             while made < self.batch:
@@ -346,22 +359,56 @@ class Dispatcher:
         except Exception:
             log.exception("webhook subscription %s: dispatch failed", subscription_id)
 
+    def _serve_sqlite(self, subscription_id: int, result: PassResult) -> None:
+        """SQLite: rounds of one run sent, then one write transaction that records it and
+        fans out the events committed meanwhile - each turn of the database's single writer
+        carries a whole run and a fan-out batch (a turn is what this process waits for while
+        the API writes)."""
+        made = 0
+        while made < self.batch:
+            with self.tf.db.read() as conn:
+                sub = conn.execute(_SUB, {"sid": subscription_id}).mappings().first()
+                heads = self._due_heads(conn, sub, RUN_SQLITE)
+            sent = self._send_in_order(sub, heads)
+            fan = self._new_deliveries(sub)  # after the run: the newest events ride along
+            if not sent and fan is None:
+                return
+            with self.tf.db.write() as conn:
+                outcomes = self._record_all(conn, sent)
+                fanned = self._add_deliveries(conn, sub, *fan) if fan is not None else 0
+            made += len(sent)
+            result.add(fanned_out=fanned)
+            for outcome in outcomes:
+                result.add(**{outcome: 1})
+            if sent and not sent[-1][1].ok and fan is None:
+                return  # the head waits for its retry
+
     # --- fan-out ---------------------------------------------------------------------------
     def _fan_out(self, subscription_id: int) -> int:
         with self.tf.db.read() as conn:
             sub = conn.execute(_SUB, {"sid": subscription_id}).mappings().first()
-            if sub is None or not sub["active"]:
-                return 0
+        fan = self._new_deliveries(sub)
+        if fan is None:
+            return 0
+        with self.tf.db.write() as conn:
+            return self._add_deliveries(conn, sub, *fan)
+
+    def _new_deliveries(self, sub: Any) -> tuple[list[dict[str, Any]], int] | None:
+        """The deliveries of the account's events after ``sub``'s cursor (at most
+        ``FAN_OUT``) and the cursor past them; ``None`` when there is no new event."""
+        if sub is None or not sub["active"]:
+            return None
+        with self.tf.db.read() as conn:
             high = outbox.highest(conn, sub["account_id"])
         if not high or high <= sub["cursor"]:
-            return 0
+            return None
         account = self.tf.account_slug(sub["account_id"])
-        events = outbox.read_after(self.tf, account, sub["cursor"], limit=500)
+        events = outbox.read_after(self.tf, account, sub["cursor"], limit=FAN_OUT)
         if not events:
-            return 0
+            return None
         rows = [
             {
-                "subscription_id": subscription_id,
+                "subscription_id": sub["id"],
                 "sequence": e.sequence,
                 "type": e.type,
                 "payload": e.payload(),
@@ -374,15 +421,20 @@ class Dispatcher:
             for e in events
             if wants(sub["events"], e.type)
         ]
-        with self.tf.db.write() as conn:
-            locked = self._lock_subscription(conn, subscription_id)
-            if locked is None or locked["cursor"] != sub["cursor"] or not locked["active"]:
-                return 0  # another dispatcher did it, or it changed meanwhile
-            if rows:
-                conn.execute(sa.insert(WD), rows)
-            conn.execute(
-                sa.update(WS).where(WS.c.id == subscription_id).values(cursor=events[-1].sequence)
-            )
+        return rows, events[-1].sequence
+
+    def _add_deliveries(
+        self, conn: Connection, sub: Any, rows: list[dict[str, Any]], cursor: int
+    ) -> int:
+        """Write the fan-out ``rows`` and move the cursor to ``cursor`` - unless the
+        subscription changed since ``sub`` was read (another dispatcher did it, it was paused,
+        resumed or deleted): then nothing, and 0."""
+        locked = self._lock_subscription(conn, sub["id"])
+        if locked is None or locked["cursor"] != sub["cursor"] or not locked["active"]:
+            return 0
+        if rows:
+            conn.execute(sa.insert(WD), rows)
+        conn.execute(sa.update(WS).where(WS.c.id == sub["id"]).values(cursor=cursor))
         return len(rows)
 
     def _lock_subscription(self, conn: Connection, subscription_id: int) -> Any:
@@ -391,33 +443,24 @@ class Dispatcher:
 
     # --- attempts --------------------------------------------------------------------------
     def _attempt(self, subscription_id: int) -> list[str]:
-        """Send the subscription's due deliveries, oldest first, one after the other, until
-        one fails, none is due, ``RUN`` are sent or ``RUN_SECONDS`` have passed; record them
-        together. The outcomes (empty when nothing was due, or when another dispatcher is
-        serving the subscription)."""
-        if self._pg:
-            with self.tf.db.engine.connect() as conn, conn.begin():
-                sub = self._lock_subscription(conn, subscription_id)
-                heads = self._due_heads(conn, sub)
-                sent = self._send_in_order(sub, heads)
-                return self._record_all(conn, sent)
-        with self.tf.db.read() as conn:
-            sub = conn.execute(_SUB, {"sid": subscription_id}).mappings().first()
-            heads = self._due_heads(conn, sub)
-        sent = self._send_in_order(sub, heads)
-        if not sent:
-            return []
-        with self.tf.db.write() as conn:
+        """PostgreSQL: under the subscription's row lock, send its due deliveries, oldest
+        first, one after the other, until one fails, none is due, ``RUN`` are sent or
+        ``RUN_SECONDS`` have passed; record them in the same transaction. The outcomes (empty
+        when nothing was due, or when another dispatcher is serving the subscription)."""
+        with self.tf.db.engine.connect() as conn, conn.begin():
+            sub = self._lock_subscription(conn, subscription_id)
+            heads = self._due_heads(conn, sub, RUN)
+            sent = self._send_in_order(sub, heads)
             return self._record_all(conn, sent)
 
-    def _due_heads(self, conn: Connection, sub: Any) -> list[Any]:
+    def _due_heads(self, conn: Connection, sub: Any, most: int) -> list[Any]:
         """The pending deliveries that may be sent now: the subscription's oldest ones, as long
         as each is due (one waiting for its retry holds back those after it)."""
         if sub is None or not sub["active"]:
             return []
         now = self.tf.clock()
         due = []
-        for head in conn.execute(_HEADS, {"sid": sub["id"], "n": RUN}).mappings():
+        for head in conn.execute(_HEADS, {"sid": sub["id"], "n": most}).mappings():
             if head["next_attempt_at"] > now:
                 break
             due.append(head)

@@ -435,18 +435,32 @@ class _Turns:
         self._files: tuple[int, int] | None = None
         self._pid = 0
 
-    def _fds(self) -> tuple[int, int]:
+    def _fds(self) -> tuple[int, int] | None:
+        """The lock files, opened once per process (read-only is enough for ``flock``: a file
+        another user created still serves); ``None`` if they cannot be opened (then writes
+        go without turns, as before them)."""
         if self._files is None or self._pid != os.getpid():  # not inherited through fork
-            self._files = tuple(  # type: ignore[assignment]
-                os.open(p, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644) for p in self.paths
-            )
-            self._pid = os.getpid()
-        assert self._files is not None
+            fds: list[int] = []
+            try:
+                for p in self.paths:
+                    fds.append(os.open(p, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
+            except OSError as exc:
+                for fd in fds:
+                    os.close(fd)
+                if not self._pid:
+                    log.warning("SQLite writers take no turns: %s", exc)
+                self._pid = os.getpid()
+                return None
+            self._files, self._pid = (fds[0], fds[1]), os.getpid()
         return self._files
 
     @contextmanager
     def turn(self) -> Iterator[None]:
-        intent, turn = self._fds()
+        fds = self._fds()
+        if fds is None:
+            yield
+            return
+        intent, turn = fds
         deadline = time.monotonic() + TURN_WAIT
         announced = _flock(intent, deadline)
         try:

@@ -376,7 +376,7 @@ class Dispatcher:
             with self.tf.db.write() as conn:
                 outcomes = self._record_all(conn, sent)
                 fanned = self._add_deliveries(conn, sub, *fan) if fan is not None else 0
-            made += len(sent)
+            made += max(len(sent), 1)  # a round that only fans out counts too
             result.add(fanned_out=fanned)
             for outcome in outcomes:
                 result.add(**{outcome: 1})

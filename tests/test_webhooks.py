@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import stat
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from workflow import NotFound, Tierflow
+from workflow import NotFound, Tierflow, webhooks_dispatch
 from workflow.webhooks import (
     WS,
     Webhooks,
@@ -24,7 +25,7 @@ from workflow.webhooks import (
     load_key,
     secret_for,
 )
-from workflow.webhooks_dispatch import Dispatcher, Outcome, RetrySchedule, Send
+from workflow.webhooks_dispatch import Dispatcher, Outcome, Request, RetrySchedule, Send, Sent
 
 from .conftest import FakeClock
 from .scenarios import ACCOUNT, TECH, new_ticket
@@ -439,3 +440,48 @@ def test_old_delivered_and_dead_deliveries_leave_the_log_pending_ones_stay(
         left = hooks.deliveries(account=ACCOUNT, subscription_id=sub.id)
         assert [(d.sequence, d.status) for d in left] == [(4, "pending"), (3, "pending")]
         assert prune(tf, before=clock()) == 0
+
+
+def test_on_sqlite_a_run_is_recorded_with_the_next_fan_out_in_one_transaction(
+    tf: Tierflow,
+    hooks: Webhooks,
+    send: Send,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each of the dispatcher's write transactions waits for a turn of SQLite's single writer
+    (the API's writer thread is busy under load), so one carries as much as it can: the events
+    committed while a run was sent are fanned out in the transaction that records the run."""
+    if tf.db.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL records each run under its row lock, fan-out apart")
+    monkeypatch.setattr(webhooks_dispatch, "RUN_SECONDS", 600.0)  # a loaded machine: one run
+    writes: list[str] = []  # the dispatcher's own write transactions
+    meanwhile = {"fired": False, "firing": False}
+    sa.event.listen(
+        tf.db.engine,
+        "commit",
+        lambda _conn: meanwhile["firing"] or writes.append(threading.current_thread().name),
+    )
+
+    def send_and_commit_more(request: Request) -> Sent:
+        if not meanwhile["fired"]:  # two events committed while the run is being sent
+            meanwhile["fired"] = meanwhile["firing"] = True
+            _fire_some(tf, 1)
+            meanwhile["firing"] = False
+        return send(request)
+
+    with receiver() as rx:
+        sub, _secret = hooks.create(account=ACCOUNT, url=rx.url)
+        _fire_some(tf, 40)  # sequences 1..80
+        d = Dispatcher(hooks, send=send_and_commit_more, rng=random.Random(16))
+        try:
+            writes.clear()
+            result = d.run_once()
+        finally:
+            d.close()
+        assert rx.sequences() == list(range(1, 83))
+    assert (result.fanned_out, result.delivered) == (82, 82)
+    # fan-out of 1..80; send 1..80 (81, 82 commit meanwhile), record them + fan out 81..82;
+    # send 81..82, record them. Before: a fan-out, runs of 50: five.
+    assert len(writes) == 3, writes
+    log = hooks.deliveries(account=ACCOUNT, subscription_id=sub.id, limit=100)
+    assert {d.status for d in log} == {"delivered"} and len(log) == 82

@@ -8,6 +8,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -194,13 +195,28 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path: Path, workers: int) -> None:
     assert "Finished server process" in live.log()
 
 
-def test_tokens_resolve_from_memory_for_half_a_second_and_never_cache_a_miss(
-    db_url: str, clock: FakeClock
-) -> None:
+@dataclass
+class Ticking:
+    """A token store of account acme whose monotonic clock the test moves (``ticks[0]``)."""
+
+    tf: Tierflow
+    tokens: TokenStore
+    ticks: list[float]
+
+
+@pytest.fixture
+def ticking(db_url: str, clock: FakeClock) -> Iterator[Ticking]:
     tf = Tierflow(db_url, clock=clock)
     tf.create_account(slug="acme", name="Acme")
     ticks = [100.0]
-    tokens = TokenStore(tf, "admin-secret", monotonic=lambda: ticks[0])
+    yield Ticking(tf, TokenStore(tf, "admin-secret", monotonic=lambda: ticks[0]), ticks)
+    tf.db.dispose()
+
+
+def test_tokens_resolve_from_memory_for_half_a_second_and_never_cache_a_miss(
+    ticking: Ticking,
+) -> None:
+    tf, tokens, ticks = ticking.tf, ticking.tokens, ticking.ticks
     token_id, token, user = tokens.issue(account="acme", role="l1_agent", name="Ana")
     assert user is not None and (user.name, user.roles) == ("Ana", ("l1_agent",))
     first = tokens.resolve(token)
@@ -231,16 +247,10 @@ def test_tokens_resolve_from_memory_for_half_a_second_and_never_cache_a_miss(
     assert tokens.resolve(token) == first
     ticks[0] += CACHE_SECONDS
     assert tokens.resolve(token) is None
-    tf.db.dispose()
 
 
-def test_a_busy_tokens_entry_is_renewed_by_one_read_before_it_expires(
-    db_url: str, clock: FakeClock
-) -> None:
-    tf = Tierflow(db_url, clock=clock)
-    tf.create_account(slug="acme", name="Acme")
-    ticks = [100.0]
-    tokens = TokenStore(tf, "admin-secret", monotonic=lambda: ticks[0])
+def test_a_busy_tokens_entry_is_renewed_by_one_read_before_it_expires(ticking: Ticking) -> None:
+    tf, tokens, ticks = ticking.tf, ticking.tokens, ticking.ticks
     token_id, token, _user = tokens.issue(account="acme", role="l1_agent", name="Ana")
     first = tokens.resolve(token)
     assert first is not None
@@ -265,7 +275,6 @@ def test_a_busy_tokens_entry_is_renewed_by_one_read_before_it_expires(
     tokens.refresh(token)
     assert tokens.cached(token) is None and not tokens.refresh_due(token)
     assert tokens.resolve(token) is None
-    tf.db.dispose()
 
 
 def test_an_expired_token_is_refused_at_its_instant(db_url: str, clock: FakeClock) -> None:

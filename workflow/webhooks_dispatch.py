@@ -50,6 +50,7 @@ against their own clock.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import math
 import random
@@ -327,8 +328,6 @@ class Dispatcher:
             if path is None:
                 yield True
                 return
-            import fcntl
-
             with path.open("a") as f:
                 try:
                     fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

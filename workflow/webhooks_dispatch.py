@@ -29,13 +29,14 @@ Each attempt happens once:
 
 A subscription's due deliveries are sent back to back in *runs* (at most ``RUN`` of them on
 PostgreSQL, ``RUN_SQLITE`` on SQLite, or ``RUN_SECONDS``, ending at the first failure), and a
-run's results are recorded in one transaction - the address is checked once per run. On
-SQLite that transaction also fans out the events committed meanwhile: the database has one
-writer at a time, the API's writer thread commits group after group, and each turn this
-process gets (``Database.write``: writers of the file take turns) should carry as much as it
-can. Delivery is at least once: a crash between a receiver's answer and the commit of its
-run's record repeats those attempts, with the same ``webhook-id`` (receivers deduplicate on
-it).
+run's results are recorded in one transaction (on PostgreSQL in one round trip: a
+subscription's deliveries go out one at a time, so what recording each costs bounds their
+rate) - the address is checked once per run. On SQLite that transaction also fans out the
+events committed meanwhile: the database has one writer at a time, the API's writer thread
+commits group after group, and each turn this process gets (``Database.write``: writers of
+the file take turns) should carry as much as it can. Delivery is at least once: a crash
+between a receiver's answer and the commit of its run's record repeats those attempts, with
+the same ``webhook-id`` (receivers deduplicate on it).
 
 The dispatcher knows nothing of HTTP: it hands each signed :class:`Request` (the checked
 address to connect to, the headers, the body) to the ``send`` callable it was given, which
@@ -68,7 +69,7 @@ import standardwebhooks
 from sqlalchemy.engine import Connection
 
 from . import outbox
-from .prepared import Prepared
+from .prepared import Prepared, translated
 from .webhooks import WA, WD, WS, Webhooks, key_check, secret_for, wants, webhook_id
 from .webhooks_urls import Refused, Target, resolve
 
@@ -111,10 +112,27 @@ _RECORD = Prepared(
     )
 )
 """One attempt's result, if the delivery is still the one sent (same attempts, pending)."""
-_LOG = Prepared(
-    sa.insert(WA),
-    keys=("delivery_id", "number", "at", "status_code", "latency_ms", "error"),
+_LOG_KEYS = ("delivery_id", "number", "at", "status_code", "latency_ms", "error")
+_LOG = Prepared(sa.insert(WA), keys=_LOG_KEYS)
+_RECORDED = _RECORD.stmt.returning(WD.c.id).cte("recorded")
+_RECORD_LOGGED = Prepared(
+    sa.insert(WA)
+    .from_select(
+        list(_LOG_KEYS),
+        sa.select(
+            _RECORDED.c.id,
+            sa.bindparam("number", type_=WA.c.number.type),
+            sa.bindparam("at", type_=WA.c.at.type),
+            sa.bindparam("code", type_=WA.c.status_code.type),
+            sa.cast(sa.bindparam("latency"), WA.c.latency_ms.type),  # (a NULL stays typed)
+            sa.bindparam("error", type_=WA.c.error.type),
+        ),
+    )
+    .returning(WA.c.delivery_id)
 )
+"""PostgreSQL: :data:`_RECORD` and, if it matched, the attempt's log row - one statement
+(``WITH recorded AS (UPDATE ... RETURNING id) INSERT INTO webhook_attempt SELECT ...``) that
+answers the delivery's id when it was recorded; a run's statements go in one round trip."""
 USER_AGENT = "tierflow-webhooks/1"
 MAX_ERROR = 500
 RUN = 50
@@ -481,11 +499,33 @@ class Dispatcher:
         return out
 
     def _record_all(self, conn: Connection, sent: list[tuple[Any, Sent, datetime]]) -> list[str]:
-        outcomes = [self._record(conn, head, s, at) for head, s, at in sent]
-        return [o for o in outcomes if o is not None]
-
-    def _record(self, conn: Connection, head: Any, sent: Sent, at: datetime) -> str | None:
+        """Record a run's attempts (those of deliveries still as they were sent); their
+        outcomes. PostgreSQL: in one round trip (two per attempt, one attempt after the other,
+        held a loaded machine's dispatcher to about 300 deliveries/s: bench/FINDINGS.md)."""
+        if not sent:
+            return []
         now = self.tf.clock()
+        done = [self._result(head, s, at, now) for head, s, at in sent]
+        if self._pg:
+            recorded = _record_run(conn, [values for _o, values in done])
+        else:
+            recorded = {v["did"] for _o, v in done if _RECORD.execute(conn, v)}
+            if recorded:
+                _LOG.execute_many(conn, [_log_row(v) for _o, v in done if v["did"] in recorded])
+        outcomes = []
+        for (head, s, _at), (outcome, values) in zip(sent, done, strict=True):
+            if values["did"] not in recorded:  # deleted or redelivered while we sent: not ours
+                continue
+            outcomes.append(outcome)
+            if self.observer is not None:
+                lag = (now - head["event_at"]).total_seconds() if s.ok else None
+                self.observer(Outcome(outcome, head["type"], s.status_code, s.latency_ms, lag))
+        return outcomes
+
+    def _result(
+        self, head: Any, sent: Sent, at: datetime, now: datetime
+    ) -> tuple[str, dict[str, Any]]:
+        """The outcome of ``head``'s attempt ``sent`` at ``at``, and its record's values."""
         number = head["attempts"] + 1
         values: dict[str, Any] = {
             "did": head["id"],
@@ -493,34 +533,17 @@ class Dispatcher:
             "number": number,
             "code": sent.status_code,
             "error": sent.error,
+            "at": at,
+            "latency": sent.latency_ms,
         }
         if sent.ok:
-            outcome = "delivered"
             values.update(status="delivered", delivered=now, retry=None)
-        else:
-            with self._rng_lock:
-                retry = self.schedule.next_attempt(number, now, head["window_start"], self.rng)
-            outcome = "failed" if retry is not None else "dead"
-            status = "pending" if retry is not None else "dead"
-            values.update(status=status, delivered=None, retry=retry)
-        changed = _RECORD.execute(conn, values)
-        if not changed:  # deleted or redelivered while we sent: that attempt is not ours
-            return None
-        _LOG.execute(
-            conn,
-            {
-                "delivery_id": head["id"],
-                "number": number,
-                "at": at,
-                "status_code": sent.status_code,
-                "latency_ms": sent.latency_ms,
-                "error": sent.error,
-            },
-        )
-        if self.observer is not None:
-            lag = (now - head["event_at"]).total_seconds() if sent.ok else None
-            self.observer(Outcome(outcome, head["type"], sent.status_code, sent.latency_ms, lag))
-        return outcome
+            return "delivered", values
+        with self._rng_lock:
+            retry = self.schedule.next_attempt(number, now, head["window_start"], self.rng)
+        status = "pending" if retry is not None else "dead"
+        values.update(status=status, delivered=None, retry=retry)
+        return ("failed" if retry is not None else "dead"), values
 
     def _target(self, sub: Any) -> Target | str:
         """Where to connect for ``sub``, or why not to send."""
@@ -561,6 +584,40 @@ class Dispatcher:
 
     def _signer(self, sub: Any) -> standardwebhooks.Webhook:
         return standardwebhooks.Webhook(secret_for(self.webhooks.key, sub["secret_salt"]))
+
+
+def _log_row(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "delivery_id": values["did"],
+        "number": values["number"],
+        "at": values["at"],
+        "status_code": values["code"],
+        "latency_ms": values["latency"],
+        "error": values["error"],
+    }
+
+
+def _record_run(conn: Connection, runs: list[dict[str, Any]]) -> set[int]:
+    """PostgreSQL: :data:`_RECORD_LOGGED` for each of a run's attempts, in one round trip
+    (psycopg sends an ``executemany`` in pipeline mode); the ids of the deliveries recorded."""
+    c = _RECORD_LOGGED.compiled(conn.dialect)
+    params = [c.processed(v) for v in runs]
+    raw: Any = conn.connection.dbapi_connection
+    cursor = None
+    recorded: set[int] = set()
+    try:
+        cursor = raw.cursor()
+        cursor.executemany(c.sql, params, returning=True)
+        while True:
+            recorded.update(r[0] for r in cursor.fetchall())
+            if not cursor.nextset():
+                return recorded
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise translated(conn, exc, c.sql, params, cursor) from exc
+    finally:
+        if cursor is not None:
+            with contextlib.suppress(conn.dialect.loaded_dbapi.Error):
+                cursor.close()
 
 
 def _lock_path(url: str) -> Path | None:

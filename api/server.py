@@ -18,6 +18,7 @@ from . import webhooks_process
 from .demo import load_demo
 from .settings import Settings
 from .tokens import TokenStore
+from .wire import OneWriteProtocol
 
 
 def serve(*, host: str, port: int, workers: int, demo: bool, database_url: str | None) -> int:
@@ -79,6 +80,7 @@ def serve(*, host: str, port: int, workers: int, demo: bool, database_url: str |
             workers=workers,
             access_log=False,
             log_level="info",
+            http=OneWriteProtocol,  # a response's head and body in one write (api/wire.py)
         )
     except _Terminated:
         pass  # a clean stop: exit status 0, as after Ctrl-C

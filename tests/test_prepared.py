@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from workflow import Tierflow
+from workflow.models import UTCDateTime
 from workflow.prepared import Prepared
 from workflow.records import E, T
 
@@ -170,3 +174,56 @@ def test_a_lost_writer_connection_is_sqlalchemys_error_and_the_next_write_works(
     assert caught.value.connection_invalidated
     fired = tf.fire(account="acme", ticket_id=ticket_id, trigger="triage", role="l1_agent")
     assert (fired.state, fired.version) == ("l1_triage", 2)
+
+
+def _composed(t: Any, dialect: sa.Dialect) -> tuple[Any, Any]:
+    """SQLAlchemy's own composition: process_bind_param then the dialect's processor (and
+    the reverse for results)."""
+    impl = t.impl_instance
+    bind, result = impl.bind_processor(dialect), impl.result_processor(dialect, None)
+    return (
+        lambda v: bind(t.process_bind_param(v, dialect)),
+        lambda v: t.process_result_value(result(v), dialect),
+    )
+
+
+INSTANTS = [
+    datetime(2026, 11, 24, 13, 5, 7, 123456, tzinfo=UTC),
+    datetime(2026, 11, 24, 13, 5, 7, tzinfo=UTC),  # no microseconds: still written
+    datetime(1, 1, 1, 0, 0, tzinfo=UTC),  # year 1: zero-padded
+    datetime(999, 12, 31, 23, 59, 59, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(2026, 3, 29, 1, 30, tzinfo=timezone(timedelta(hours=-4))),
+    datetime(2026, 3, 29, 1, 30, tzinfo=timezone(timedelta(hours=5, minutes=45))),
+    datetime(2026, 3, 29, 1, 30, tzinfo=ZoneInfo("Europe/Madrid")),
+    datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=ZoneInfo("Europe/Madrid")),
+    datetime(2026, 1, 1, tzinfo=timezone(timedelta(0))),  # UTC, not the UTC object
+]
+
+
+def test_sqlite_instants_are_bound_and_read_as_the_composed_processors_do() -> None:
+    dialect = sqlite.dialect()
+    t = UTCDateTime().dialect_impl(dialect)  # as SQLAlchemy uses it
+    bind, result = t.bind_processor(dialect), t.result_processor(dialect, None)
+    slow_bind, slow_result = _composed(t, dialect)
+    assert bind(None) is None and result(None) is None
+    for v in INSTANTS:
+        stored = bind(v)
+        assert stored == slow_bind(v) and isinstance(stored, str)
+        assert result(stored) == slow_result(stored) == v.astimezone(UTC)
+        assert result(stored).tzinfo is UTC
+    for text in ["2026-11-24 13:05:07", "2026-11-24", "2026-11-24 13:05:07.5+02:00"]:
+        assert result(text) == slow_result(text) and result(text).tzinfo is UTC
+    with pytest.raises(ValueError, match="naive datetime"):
+        bind(datetime(2026, 11, 24, 13, 5))
+    with pytest.raises(ValueError, match="naive datetime"):
+        slow_bind(datetime(2026, 11, 24, 13, 5))
+    for bad in ["yesterday", 12]:
+        with pytest.raises((ValueError, TypeError)) as fast_error:
+            result(bad)
+        with pytest.raises((ValueError, TypeError)) as slow_error:
+            slow_result(bad)
+        assert fast_error.type is slow_error.type
+    pg = postgresql.dialect()  # elsewhere: SQLAlchemy's own composition
+    pg_bind = UTCDateTime().dialect_impl(pg).bind_processor(pg)
+    assert pg_bind is not None and pg_bind(INSTANTS[5]) == INSTANTS[5].astimezone(UTC)

@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 
 from api.app import create_app
 from api.settings import Settings
+from api.wire import OneWriteProtocol
 from workflow import Tierflow, outbox
 
 from .conftest import FakeClock
@@ -39,7 +40,12 @@ def base_url(tf: Tierflow, db_url: str) -> Iterator[str]:
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+            http=OneWriteProtocol,  # as `tierflow serve` runs it (api/wire.py)
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)

@@ -1,8 +1,8 @@
 """``python -m bench [--quick] [--only SECTION ...] [--out PATH]``
 
 Measures tierflow and its ceilings in one run and writes ``bench/RESULTS.md``. Sections:
-engine, api, scale, memory, diagrams, clocks, whatif, webhooks; ``api-sqlite`` is the api
-section's SQLite rows alone. ``--quick`` is a smoke check
+engine, api, scale, memory, diagrams, clocks, whatif, webhooks; ``api-sqlite`` and ``api-pg``
+are the api section's SQLite rows and PostgreSQL rows alone. ``--quick`` is a smoke check
 (under a minute; CI runs it without asserting on time). Scratch files live in a temporary directory,
 removed at the end (``--keep`` keeps it). Every server started is stopped by its PID; the load
 is loopback only. Exit status 1 only when a section crashed - never because of a figure.
@@ -29,6 +29,7 @@ SECTIONS: dict[str, Callable[[Config], dict[str, Any]]] = {
     "engine": engine.run,
     "api": api.run,
     "api-sqlite": api.run_sqlite,
+    "api-pg": api.run_pg,
     "scale": scale.run,
     "memory": memory.run,
     "diagrams": diagrams.run,
@@ -36,7 +37,7 @@ SECTIONS: dict[str, Callable[[Config], dict[str, Any]]] = {
     "whatif": whatif.run,
     "webhooks": webhooks.run,
 }
-SUBSETS = {"api-sqlite"}
+SUBSETS = {"api-sqlite", "api-pg"}
 """Selections of a section's rows, run only when asked for (the whole run has the section)."""
 DEFAULT_OUT = Path(__file__).with_name("RESULTS.md")
 

@@ -389,9 +389,9 @@ def _rows(label: str, ours: dict[str, Any], ceil: dict[str, Any], sqlite: bool) 
     return out
 
 
-def run(cfg: Config, *, postgresql: bool = True) -> dict[str, Any]:
-    """The section: SQLite (1 worker), then PostgreSQL (2 workers) unless ``postgresql`` is
-    False (``--only api-sqlite``)."""
+def run(cfg: Config, *, sqlite: bool = True, postgresql: bool = True) -> dict[str, Any]:
+    """The section: SQLite (1 worker) unless ``sqlite`` is False (``--only api-pg``), then
+    PostgreSQL (2 workers) unless ``postgresql`` is False (``--only api-sqlite``)."""
     kind = loadgen_kind(cfg)
     rows: list[dict[str, Any]] = []
     notes = [
@@ -418,28 +418,30 @@ def run(cfg: Config, *, postgresql: bool = True) -> dict[str, Any]:
         "recipe for concurrent writers); the same worker count; no guards, SLA, idempotency, "
         "outbox or logs.",
     ]
-    ours, ceil = _pair(cfg, "sqlite", 1)
-    rows += _rows("SQLite, 1 worker", ours, ceil, sqlite=True)
-    floor = ours["floor"]
-    rows.append(
-        row(
-            "… diagnostic: the same requests with the engine's answer cached",
-            floor["rps"],
-            "req/s",
-            ceiling=ceil["rps"],
-            note=f"p50 {floor['p50_ms']:.1f} ms, p99 {floor['p99_ms']:.1f} ms, "
-            f"{floor['errors']} errors; tierflow's HTTP layer alone (`bench/floor_app.py`)",
+    runs: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    if sqlite:
+        ours, ceil = _pair(cfg, "sqlite", 1)
+        rows += _rows("SQLite, 1 worker", ours, ceil, sqlite=True)
+        floor = ours["floor"]
+        rows.append(
+            row(
+                "… diagnostic: the same requests with the engine's answer cached",
+                floor["rps"],
+                "req/s",
+                ceiling=ceil["rps"],
+                note=f"p50 {floor['p50_ms']:.1f} ms, p99 {floor['p99_ms']:.1f} ms, "
+                f"{floor['errors']} errors; tierflow's HTTP layer alone (`bench/floor_app.py`)",
+            )
         )
-    )
-    notes.append(
-        "Diagnostic row: `bench/floor_app.py` serves tierflow's own app with `Tierflow.fire` "
-        "answering each (ticket, trigger) from the first real answer - every route, token, "
-        "validation, metrics and serialisation step, no unit of work. It bounds what any "
-        "engine could reach behind this HTTP layer; it is not the layer's share of a real "
-        "request (alone, its code stays hot in the CPU caches; beside a unit of work both run "
-        "slower than they do alone)."
-    )
-    runs = {"sqlite": (ours, ceil)}
+        notes.append(
+            "Diagnostic row: `bench/floor_app.py` serves tierflow's own app with `Tierflow.fire` "
+            "answering each (ticket, trigger) from the first real answer - every route, token, "
+            "validation, metrics and serialisation step, no unit of work. It bounds what any "
+            "engine could reach behind this HTTP layer; it is not the layer's share of a real "
+            "request (alone, its code stays hot in the CPU caches; beside a unit of work both run "
+            "slower than they do alone)."
+        )
+        runs["sqlite"] = (ours, ceil)
     why = pg_available() if postgresql else "not selected (`--only api-sqlite`)"
     if why is None:
         ours, ceil = _pair(cfg, "postgresql", 2)
@@ -467,3 +469,9 @@ def run_sqlite(cfg: Config) -> dict[str, Any]:
     """The section's SQLite rows only (tierflow, ceiling, peer, HTTP layer alone): half the
     time of the whole section."""
     return run(cfg, postgresql=False)
+
+
+def run_pg(cfg: Config) -> dict[str, Any]:
+    """The section's PostgreSQL rows only (tierflow, ceiling, peer; 2 workers), for A/B runs
+    of the PostgreSQL target."""
+    return run(cfg, sqlite=False)

@@ -3,6 +3,7 @@ restart does), and background jobs take an advisory lock across processes."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import sqlalchemy as sa
 
 from tests.conftest import PG_URL, FakeClock
 from tests.scenarios import ACCOUNT, reach
-from workflow import Tierflow
-from workflow.db import POOL_SIZE
+from workflow import TicketView, Tierflow
+from workflow.db import IDLE_PING, POOL_SIZE, Database
 from workflow.prepared import driver_sql
 
 pytestmark = pytest.mark.skipif(PG_URL is None, reason="TIERFLOW_TEST_POSTGRES_URL is unset")
@@ -45,24 +46,74 @@ def _terminate_backends_named(url: str, application_name: str) -> int:
     return len(rows)
 
 
-def test_pool_recovers_when_connections_are_dropped(pg_url: str, clock: FakeClock) -> None:
+class IdleClock:
+    """The monotonic clock the pool's idle ping reads; moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _named_tierflow(pg_url: str, clock: FakeClock) -> tuple[Tierflow, str, IdleClock]:
+    """A Tierflow whose connections carry a unique ``application_name`` (so the test can end
+    them, and only them) and whose pool's idle ping reads an :class:`IdleClock`."""
     name = f"tierflow-test-{uuid.uuid4().hex[:12]}"
     mine = sa.make_url(pg_url).update_query_dict({"application_name": name})
-    tf = Tierflow(mine.render_as_string(hide_password=False), clock=clock)
-    tf.create_account(slug=ACCOUNT, name="Acme")
-    t = reach(tf, "l1_triage")
-    assert sa.make_url(pg_url).database == sa.make_url(PG_URL or "").database
-    assert _terminate_backends_named(pg_url, name) >= 1  # the pool's idle connections die
-    view = tf.fire(
+    db = Database(mine.render_as_string(hide_password=False))
+    idle = IdleClock()
+    assert db.idle_ping is not None
+    db.idle_ping.clock = idle
+    return Tierflow(db, clock=clock), name, idle
+
+
+def _ask(tf: Tierflow, ticket_id: int) -> TicketView:
+    return tf.fire(
         account=ACCOUNT,
-        ticket_id=t.id,
+        ticket_id=ticket_id,
         trigger="request_info",
         role="l1_agent",
         note="which browser?",
     )
-    assert view.state == "waiting_on_customer"
+
+
+def _served_again(tf: Tierflow, ticket_id: int) -> None:
+    """The next unit of work commits, and the pool answers."""
+    assert _ask(tf, ticket_id).state == "waiting_on_customer"
     assert tf.db.ping()
     tf.db.dispose()
+
+
+def test_pool_recovers_when_connections_are_dropped(pg_url: str, clock: FakeClock) -> None:
+    """The server drops every connection (as a restart does) and they sit idle past the
+    ping's threshold: the next unit of work gets a fresh connection, transparently."""
+    tf, name, idle = _named_tierflow(pg_url, clock)
+    tf.create_account(slug=ACCOUNT, name="Acme")
+    t = reach(tf, "l1_triage")
+    assert sa.make_url(pg_url).database == sa.make_url(PG_URL or "").database
+    assert _terminate_backends_named(pg_url, name) >= 1  # the pool's idle connections die
+    idle.now += IDLE_PING + 0.5
+    _served_again(tf, t.id)
+
+
+def test_a_connection_used_within_the_idle_window_is_not_pinged(
+    pg_url: str, clock: FakeClock
+) -> None:
+    """Under load a connection goes back to work without a ping (one round trip less per
+    unit). Dropped within that window, it fails one unit; every connection idle since before
+    that failure is then pinged, so the next unit is served by a fresh one."""
+    tf, name, _idle = _named_tierflow(pg_url, clock)
+    tf.create_account(slug=ACCOUNT, name="Acme")
+    t = reach(tf, "l1_triage")
+    with contextlib.ExitStack() as held:  # three connections in the pool, all to be dropped
+        for _ in range(3):
+            held.enter_context(tf.db.read()).exec_driver_sql("SELECT 1")
+    assert _terminate_backends_named(pg_url, name) == 3
+    with pytest.raises(sa.exc.DBAPIError) as lost:
+        _ask(tf, t.id)
+    assert lost.value.connection_invalidated
+    _served_again(tf, t.id)
 
 
 def test_background_jobs_hold_an_advisory_lock_across_engines(

@@ -9,8 +9,9 @@ lock are committed together (:meth:`Database.serialised`: group commit, a savepo
 Writers of one SQLite file in different processes (the API's writer thread, the webhooks
 dispatcher, a CLI command, a second worker) take turns (:class:`_Turns`): SQLite's own busy
 handler retries after growing sleeps and seldom finds the lock free between two groups of a
-busy writer thread. Other backends (PostgreSQL through ``postgresql+psycopg://``) use a
-pre-pinged pool and rely on the compare-and-set on ``ticket.version`` for concurrency.
+busy writer thread. Other backends (PostgreSQL through ``postgresql+psycopg://``) use a pool
+whose connections are pinged when handed out after an idle spell (:class:`_IdlePing`) and rely
+on the compare-and-set on ``ticket.version`` for concurrency.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ _POLL = 0.0002
 POOL_SIZE = 20
 """Connections each process keeps to a server database (PostgreSQL), none beyond them by
 default: overflow connections were opened and closed hundreds of times per 10 s under load."""
+
+IDLE_PING = 1.0
+"""Seconds a pooled server connection may have been idle and still be handed out without a
+ping first (:class:`_IdlePing`)."""
 
 R = TypeVar("R")
 
@@ -92,8 +97,9 @@ class Database:
                 Path(u.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            kwargs.update(pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
+            kwargs.update(pool_size=pool_size, max_overflow=max_overflow)
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
+        self.idle_ping: _IdlePing | None = None if self.is_sqlite else _IdlePing(self.engine)
         self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
         self._named: dict[str, threading.Lock] = {}
         self._writer_conn: Connection | None = None
@@ -407,6 +413,50 @@ class Database:
 _XACT_LOCK = sa.text("SELECT pg_advisory_xact_lock(:k)")
 _PG_IDLE = 0
 """libpq's PQTRANS_IDLE: no transaction open on the connection."""
+
+
+_IDLE_SINCE = "tierflow_idle_since"
+
+
+class _IdlePing:
+    """Pessimistic disconnect handling that costs nothing under load (SQLAlchemy's documented
+    custom ``checkout`` ping): a pooled connection idle for more than ``after`` seconds is
+    pinged before it is handed out, and one that fails the ping makes the pool invalidate its
+    connections and hand out a fresh one (``DisconnectionError``), as ``pool_pre_ping``
+    would. ``pool_pre_ping`` cost every unit of work one round trip more; a connection in use
+    within the last ``after`` seconds is handed out as it is. One killed within that window
+    fails its next statement instead; from then on every connection idle since before that
+    failure is pinged too (a server that dropped one has usually dropped them all), so one
+    unit fails, not one per pooled connection. A restarted server is down for longer than
+    the window."""
+
+    def __init__(self, engine: Engine, after: float = IDLE_PING) -> None:
+        self.after = after
+        self.clock: Callable[[], float] = time.monotonic
+        self._lost_at: float | None = None  # when a connection was last found dead
+        self._dialect = engine.dialect
+        sa.event.listen(engine, "checkin", self._checkin)
+        sa.event.listen(engine, "checkout", self._checkout)
+        sa.event.listen(engine, "invalidate", self._invalidated)
+
+    def _checkin(self, dbapi_conn: Any, record: Any) -> None:
+        if dbapi_conn is not None:
+            record.info[_IDLE_SINCE] = self.clock()
+
+    def _invalidated(self, _dbapi_conn: Any, _record: Any, _exc: Any) -> None:
+        self._lost_at = self.clock()
+
+    def _checkout(self, dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)  # None: a fresh connection, nothing to ask
+        if since is None:
+            return
+        lost_at = self._lost_at
+        if self.clock() - since <= self.after and (lost_at is None or since > lost_at):
+            return
+        try:
+            self._dialect.do_ping(dbapi_conn)
+        except self._dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.InvalidatePoolError(f"ping failed: {exc}") from exc
 
 
 class _Turns:

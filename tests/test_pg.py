@@ -229,3 +229,41 @@ def test_an_error_among_a_units_last_statements_rolls_it_back(
     with tf.db.read() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM account")).scalar() == 2
     tf.db.dispose()
+
+
+def test_a_read_keeps_the_connections_prepared_statements(
+    pg_url: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    """A read ends with a COMMIT of a READ ONLY transaction: psycopg drops every statement it
+    prepared on a connection after a ROLLBACK (and sends DEALLOCATE ALL), so each read made
+    the next units of work on that pooled connection parse and plan their statements again.
+    A read still cannot write."""
+    tf = Tierflow(Database(pg_url, pool_size=1), clock=clock)  # one connection: the same
+    tf.create_account(slug=ACCOUNT, name="Acme")
+    rename = "UPDATE account SET name = %(name)s"
+    for i in range(8):  # psycopg prepares a statement on its 5th run on a connection
+        with tf.db.write() as conn:
+            conn.connection.dbapi_connection.execute(rename, {"name": f"Acme {i}"})
+    trace = tmp_path / "trace"
+    with trace.open("w") as out:
+        with tf.db.read() as conn:
+            raw = conn.connection.dbapi_connection
+            raw.pgconn.trace(out.fileno())
+            assert conn.execute(sa.text("SELECT name FROM account")).scalar() == "Acme 7"
+        with tf.db.write() as conn:
+            conn.connection.dbapi_connection.execute(rename, {"name": "Acme 8"})
+        raw.pgconn.untrace()
+    # what the client sent: (message, its text), from lines "<when> F <length> <message> ..."
+    sent = [
+        (f[3], "\t".join(f[4:]))
+        for f in (line.split("\t") for line in trace.read_text().splitlines())
+        if f[1:2] == ["F"]
+    ]
+    assert ("Query", ' "BEGIN READ ONLY"') in sent
+    assert not [m for m in sent if "ROLLBACK" in m[1] or "DEALLOCATE" in m[1]]
+    assert not [m for m in sent if m[0] == "Parse" and "UPDATE account" in m[1]]  # prepared
+    with pytest.raises(sa.exc.DBAPIError) as refused, tf.db.read() as conn:
+        conn.execute(sa.text("UPDATE account SET name = 'from a read'"))
+    assert getattr(refused.value.orig, "sqlstate", None) == "25006"  # read-only transaction
+    assert tf.account_settings(account=ACCOUNT).name == "Acme 8"
+    tf.db.dispose()

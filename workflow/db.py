@@ -99,6 +99,8 @@ class Database:
         else:
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow)
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
+        self._read_only = self.engine.dialect.driver == "psycopg"
+        """Reads run in READ ONLY transactions ended by a COMMIT (:meth:`read`)."""
         self.idle_ping: _IdlePing | None = None if self.is_sqlite else _IdlePing(self.engine)
         self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
         self._named: dict[str, threading.Lock] = {}
@@ -336,10 +338,20 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
+        """A read. PostgreSQL (psycopg): a READ ONLY transaction, ended by a COMMIT - a
+        ROLLBACK makes psycopg drop every statement it prepared on the connection (and send
+        DEALLOCATE ALL), so the pooled connection's next units of work would be parsed and
+        planned afresh; committing a transaction that cannot write ends it the same way."""
         start = time.perf_counter()
         try:
             with self.engine.connect() as conn:
+                if not self._read_only:
+                    yield conn
+                    return
+                conn.execution_options(postgresql_readonly=True)
                 yield conn
+                if conn.in_transaction():
+                    conn.commit()
         finally:
             if self.on_transaction is not None:
                 self.on_transaction(time.perf_counter() - start)

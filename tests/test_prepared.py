@@ -163,7 +163,7 @@ def test_a_lost_writer_connection_is_sqlalchemys_error_and_the_next_write_works(
     tf: Tierflow, ticket: tuple[int, int]
 ) -> None:
     if not tf.db.is_sqlite:
-        pytest.skip("SQLite's single writer connection (PostgreSQL pre-pings its pool)")
+        pytest.skip("SQLite's single writer connection (PostgreSQL's pool: tests/test_pg.py)")
     _account_id, ticket_id = ticket
     with tf.db.write() as conn:
         raw = conn.connection.dbapi_connection

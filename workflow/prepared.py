@@ -123,6 +123,16 @@ class Prepared:
         else:
             _run(conn, c.sql, [c.processed(r) for r in rows], many=True)
 
+    def returned_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """PostgreSQL (psycopg): run with each set of values in one round trip (an
+        ``executemany`` psycopg pipelines); the first column of every row the statement
+        returned (``RETURNING``), in order."""
+        c = self.compiled(conn.dialect)
+        returned: list[Any] = _run(
+            conn, c.sql, [c.processed(r) for r in rows], many=True, returned=True
+        )[1]
+        return returned
+
     def first(self, conn: Connection, values: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row as a dict keyed by the selected columns' names, or None."""
         c = self.compiled(conn.dialect)
@@ -143,11 +153,13 @@ def _run(
     *,
     many: bool = False,
     fetch: bool = False,
+    returned: bool = False,
     autobegin: bool = True,
 ) -> tuple[int, Any]:
-    """(rowcount, first row if ``fetch``). Like ``Connection.execute``: begins the connection's
-    transaction when none is open, and turns any driver error - from the cursor, the
-    statement or the fetch - into SQLAlchemy's, invalidating a lost connection."""
+    """(rowcount, first row if ``fetch``; with ``many`` and ``returned``: the first column of
+    every returned row). Like ``Connection.execute``: begins the connection's transaction when
+    none is open, and turns any driver error - from the cursor, the statement or the fetch -
+    into SQLAlchemy's, invalidating a lost connection."""
     if autobegin and not conn.in_transaction():
         conn.begin()
     dbapi_conn = conn.connection.dbapi_connection
@@ -155,6 +167,14 @@ def _run(
     cursor = None
     try:
         cursor = dbapi_conn.cursor()
+        if many and returned:
+            pg: Any = cursor  # (psycopg's cursor: ``returning`` and ``nextset``)
+            pg.executemany(sql, params, returning=True)
+            out: list[Any] = []
+            while True:
+                out.extend(r[0] for r in pg.fetchall())
+                if not pg.nextset():
+                    return pg.rowcount, out
         if many:
             cursor.executemany(sql, params)
         else:

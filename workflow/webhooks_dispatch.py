@@ -69,7 +69,7 @@ import standardwebhooks
 from sqlalchemy.engine import Connection
 
 from . import outbox
-from .prepared import Prepared, translated
+from .prepared import Prepared
 from .webhooks import WA, WD, WS, Webhooks, key_check, secret_for, wants, webhook_id
 from .webhooks_urls import Refused, Target, resolve
 
@@ -598,26 +598,9 @@ def _log_row(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _record_run(conn: Connection, runs: list[dict[str, Any]]) -> set[int]:
-    """PostgreSQL: :data:`_RECORD_LOGGED` for each of a run's attempts, in one round trip
-    (psycopg sends an ``executemany`` in pipeline mode); the ids of the deliveries recorded."""
-    c = _RECORD_LOGGED.compiled(conn.dialect)
-    params = [c.processed(v) for v in runs]
-    raw: Any = conn.connection.dbapi_connection
-    cursor = None
-    recorded: set[int] = set()
-    try:
-        cursor = raw.cursor()
-        cursor.executemany(c.sql, params, returning=True)
-        while True:
-            recorded.update(r[0] for r in cursor.fetchall())
-            if not cursor.nextset():
-                return recorded
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise translated(conn, exc, c.sql, params, cursor) from exc
-    finally:
-        if cursor is not None:
-            with contextlib.suppress(conn.dialect.loaded_dbapi.Error):
-                cursor.close()
+    """PostgreSQL: :data:`_RECORD_LOGGED` for each of a run's attempts, in one round trip;
+    the ids of the deliveries recorded."""
+    return set(_RECORD_LOGGED.returned_many(conn, runs))
 
 
 def _lock_path(url: str) -> Path | None:

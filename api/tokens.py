@@ -32,6 +32,10 @@ TOK = ApiToken.__table__  # type: ignore[attr-defined]
 USR = AccountUser.__table__  # type: ignore[attr-defined]
 ADMIN = "admin"
 INTEGRATION = "integration"
+_GENERATED_ADMIN = sa.and_(
+    TOK.c.account_id.is_(None), TOK.c.role == ADMIN, TOK.c.revoked_at.is_(None)
+)
+"""The generated admin token in use (revoked ones are kept, like every revoked token)."""
 CACHE_SECONDS = 0.5
 """How long a process trusts a token it resolved before reading its row again."""
 REFRESH_AFTER = CACHE_SECONDS / 2
@@ -110,9 +114,7 @@ class TokenStore:
         if self._admin_digest is not None:
             return None
         with self.tf.db.read() as conn:
-            exists = conn.execute(
-                sa.select(TOK.c.id).where(TOK.c.account_id.is_(None), TOK.c.role == ADMIN)
-            ).first()
+            exists = conn.execute(sa.select(TOK.c.id).where(_GENERATED_ADMIN)).first()
         if exists is not None:
             return None
         token = "tfa_" + secrets.token_urlsafe(32)
@@ -120,12 +122,14 @@ class TokenStore:
         return token
 
     def reset_admin(self) -> str:
-        """Rotate the generated admin token: delete every stored one, create a new one and
-        return it, once. The old token stops working at once: admin tokens are never cached."""
+        """Rotate the generated admin token in one transaction: revoke the one in use, create
+        a new one and return it, once. The old token stops working at once (admin tokens are
+        never cached); if the rotation fails, the old one still works. The old row is kept,
+        revoked, like any revoked token's, so no token number is ever issued twice."""
         token = "tfa_" + secrets.token_urlsafe(32)
         with self.tf.db.write() as conn:
-            conn.execute(sa.delete(TOK).where(TOK.c.account_id.is_(None), TOK.c.role == ADMIN))
-        self._insert(None, None, ADMIN, "platform admin", token, None)
+            conn.execute(sa.update(TOK).where(_GENERATED_ADMIN).values(revoked_at=self.tf.clock()))
+            self._insert(None, None, ADMIN, "platform admin", token, None, conn)
         return token
 
     def issue(
@@ -247,39 +251,41 @@ class TokenStore:
         name: str,
         token: str,
         expires_at: datetime | None,
+        conn: sa.Connection | None = None,
     ) -> int:
         """A token row; ``user_id``: the number of a user of the account. Returns the token's
-        number: the account's next, or (no account) the platform's next."""
-        with self.tf.db.write() as conn:
-            if account_id is not None:
-                number = take_number(conn, account_id, "last_token_number")
-            else:  # the platform's tokens: few, issued by hand
-                self.tf.db.lock_in_transaction(conn, "tokens:platform")
-                top = conn.execute(
-                    sa.select(sa.func.max(TOK.c.number)).where(TOK.c.account_id.is_(None))
-                ).scalar()
-                number = int(top or 0) + 1
-            key = None
-            if user_id is not None:  # the user's primary key, which the token points at
-                key = conn.execute(
-                    sa.select(USR.c.id).where(
-                        USR.c.account_id == account_id, USR.c.number == user_id
-                    )
-                ).scalar_one()
-            conn.execute(
-                sa.insert(TOK),
-                {
-                    "account_id": account_id,
-                    "number": number,
-                    "user_id": key,
-                    "role": role,
-                    "name": name,
-                    "token_hash": digest(token),
-                    "created_at": self.tf.clock(),
-                    "expires_at": expires_at,
-                },
-            )
-            return number
+        number: the account's next, or (no account) the platform's next. Written in ``conn``'s
+        transaction, or in a write of its own."""
+        if conn is None:
+            with self.tf.db.write() as own:
+                return self._insert(account_id, user_id, role, name, token, expires_at, own)
+        if account_id is not None:
+            number = take_number(conn, account_id, "last_token_number")
+        else:  # the platform's tokens: few, issued by hand
+            self.tf.db.lock_in_transaction(conn, "tokens:platform")
+            top = conn.execute(
+                sa.select(sa.func.max(TOK.c.number)).where(TOK.c.account_id.is_(None))
+            ).scalar()
+            number = int(top or 0) + 1
+        key = None
+        if user_id is not None:  # the user's primary key, which the token points at
+            key = conn.execute(
+                sa.select(USR.c.id).where(USR.c.account_id == account_id, USR.c.number == user_id)
+            ).scalar_one()
+        conn.execute(
+            sa.insert(TOK),
+            {
+                "account_id": account_id,
+                "number": number,
+                "user_id": key,
+                "role": role,
+                "name": name,
+                "token_hash": digest(token),
+                "created_at": self.tf.clock(),
+                "expires_at": expires_at,
+            },
+        )
+        return number
 
     def cached(self, token: str) -> Principal | None:
         """The caller :meth:`resolve` would answer from its cache (no database), if fresh and

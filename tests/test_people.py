@@ -176,6 +176,48 @@ def test_reset_admin_rotates(engine: Tierflow) -> None:
     assert found is not None and found.is_admin
 
 
+def test_a_failed_admin_rotation_leaves_the_old_token_working(
+    engine: Tierflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens = TokenStore(engine, None)
+    first = tokens.ensure_admin()
+    assert first is not None
+
+    def broken(token: str) -> str:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr("api.tokens.digest", broken)  # the new row cannot be written
+    with pytest.raises(OSError, match="disk gone"):
+        tokens.reset_admin()
+    monkeypatch.setattr("api.tokens.digest", digest)
+    found = tokens.resolve(first)  # one transaction: the old token was not revoked either
+    assert found is not None and found.is_admin
+
+
+def test_platform_token_numbers_are_never_issued_twice(engine: Tierflow) -> None:
+    tokens = TokenStore(engine, None)
+    tokens.ensure_admin()  # 1
+    first, _ = tokens.issue_platform(role="designer", name="Dee")  # 2
+    tokens.reset_admin()  # 3 (1 kept, revoked)
+    tokens.reset_admin()  # 4 (3 kept, revoked)
+    second, _ = tokens.issue_platform(role="designer", name="Eve")
+    assert (first, second) == (2, 5)
+    TOK = sa.Table("api_token", sa.MetaData(), autoload_with=engine.db.engine)
+    with engine.db.read() as conn:
+        rows = conn.execute(
+            sa.select(TOK.c.number, TOK.c.role, TOK.c.revoked_at.is_not(None))
+            .where(TOK.c.account_id.is_(None))
+            .order_by(TOK.c.number)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        (1, "admin", True),
+        (2, "designer", False),
+        (3, "admin", True),
+        (4, "admin", False),
+        (5, "designer", False),
+    ]
+
+
 def test_migration_0009_makes_existing_tokens_peoples(db_url: str) -> None:
     db = Database(db_url)
     schema.upgrade(db, "0008")

@@ -99,8 +99,9 @@ class Database:
         else:
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow)
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
-        self._read_only = self.engine.dialect.driver == "psycopg"
-        """Reads run in READ ONLY transactions ended by a COMMIT (:meth:`read`)."""
+        self._psycopg = self.engine.dialect.driver == "psycopg"
+        """psycopg 3: pipelined closing statements (:meth:`closing`), READ ONLY reads ended by
+        a COMMIT (:meth:`read`)."""
         self.idle_ping: _IdlePing | None = None if self.is_sqlite else _IdlePing(self.engine)
         self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
         self._named: dict[str, threading.Lock] = {}
@@ -318,7 +319,7 @@ class Database:
         any of them (a deadlock, a constraint, the COMMIT's own) is raised there, as
         SQLAlchemy's, with the transaction rolled back. Elsewhere the block simply runs and
         :meth:`write` commits."""
-        if self.engine.dialect.driver != "psycopg":  # (pipeline mode: psycopg 3)
+        if not self._psycopg:
             yield
             return
         raw: Any = conn.connection.dbapi_connection
@@ -345,7 +346,7 @@ class Database:
         start = time.perf_counter()
         try:
             with self.engine.connect() as conn:
-                if not self._read_only:
+                if not self._psycopg:
                     yield conn
                     return
                 conn.execution_options(postgresql_readonly=True)

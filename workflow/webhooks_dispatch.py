@@ -507,7 +507,7 @@ class Dispatcher:
         now = self.tf.clock()
         done = [self._result(head, s, at, now) for head, s, at in sent]
         if self._pg:
-            recorded = _record_run(conn, [values for _o, values in done])
+            recorded = set(_RECORD_LOGGED.returned_many(conn, [v for _o, v in done]))
         else:
             recorded = {v["did"] for _o, v in done if _RECORD.execute(conn, v)}
             if recorded:
@@ -595,12 +595,6 @@ def _log_row(values: Mapping[str, Any]) -> dict[str, Any]:
         "latency_ms": values["latency"],
         "error": values["error"],
     }
-
-
-def _record_run(conn: Connection, runs: list[dict[str, Any]]) -> set[int]:
-    """PostgreSQL: :data:`_RECORD_LOGGED` for each of a run's attempts, in one round trip;
-    the ids of the deliveries recorded."""
-    return set(_RECORD_LOGGED.returned_many(conn, runs))
 
 
 def _lock_path(url: str) -> Path | None:

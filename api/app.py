@@ -60,7 +60,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     if engine is None:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, unit_threads=settings.unit_threads)
         schema.require_current(db)  # migrations are run on purpose: `tierflow db upgrade`
         engine = Tierflow(
             db,

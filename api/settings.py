@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from workflow.db import DEFAULT_URL
+from workflow.db import DEFAULT_URL, UNIT_THREADS
 
 
 class Settings(BaseSettings):
@@ -14,6 +15,9 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_URL
     """SQLAlchemy URL; default a SQLite file ``tierflow.db`` in the working directory."""
+    unit_threads: int = Field(UNIT_THREADS, ge=1)
+    """Threads per process that run the trigger route's units of work on PostgreSQL (each its
+    own transaction); more pay off when the database's round trip is slower than loopback's."""
     definitions_dir: Path | None = None
     """A folder whose ``*.yaml`` / ``*.yml`` definitions are published at start (besides the
     shipped ones); a file that does not validate stops the start, naming its lines."""

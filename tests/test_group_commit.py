@@ -316,16 +316,10 @@ def test_a_future_cancelled_before_its_unit_ran_skips_the_unit(
     assert _history(tf, ids[1]) == before
 
 
-def test_dispose_ends_the_writer_thread_and_submit_needs_group_commit(tmp_path: Path) -> None:
+def test_dispose_ends_the_writer_thread(tmp_path: Path) -> None:
     tf = Tierflow(f"sqlite:///{tmp_path}/tierflow.db")
     assert tf.db.submit(lambda: 42).result(WAIT) == 42
     thread = tf.db._writer_thread
     assert thread is not None and thread.is_alive()
     tf.db.dispose()
     assert not thread.is_alive()
-    memory = Tierflow("sqlite://")
-    try:
-        with pytest.raises(RuntimeError, match="group commit"):
-            memory.db.submit(lambda: 42)
-    finally:
-        memory.db.dispose()

@@ -7,8 +7,8 @@ Routes and dependencies that call the (synchronous) engine are plain ``def``: Fa
 in its thread pool, so a slow engine call never stalls the event loop and the other requests it
 serves. Keep it that way: an ``async def`` here would run blocking database work on the loop.
 The one exception is the busiest route, firing a trigger: it is ``async`` and hands the engine
-call to :func:`api.units.run_unit` (the SQLite writer thread, else the thread pool), so no
-database work runs on the loop there either.
+call to :func:`api.units.run_unit` (the SQLite writer thread, else a few unit threads), so
+no database work runs on the loop there either.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import tempfile
 from types import FrameType
 
 import uvicorn
+from pydantic import ValidationError
 
 from workflow import DefinitionError, Tierflow, schema
 from workflow.db import Database
@@ -24,7 +25,14 @@ from .wire import OneWriteProtocol
 def serve(*, host: str, port: int, workers: int, demo: bool, database_url: str | None) -> int:
     if database_url:
         os.environ["TIERFLOW_DATABASE_URL"] = database_url
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "TIERFLOW_" + "_".join(str(part) for part in error["loc"]).upper()
+            print(f"tierflow: {name}: {error['msg']}", file=sys.stderr)
+        print("tierflow: not started: a setting is invalid", file=sys.stderr)
+        return 1
     db = Database(settings.database_url)
     if schema.is_empty(db):  # first start: create the schema
         schema.upgrade(db)

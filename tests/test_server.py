@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -177,6 +178,37 @@ def test_serve_refuses_an_outdated_schema(tmp_path: Path) -> None:
     )
     assert out.returncode == 1
     assert "run `tierflow db upgrade`" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("TIERFLOW_UNIT_THREADS", "0", "Input should be greater than or equal to 1"),
+        (
+            "TIERFLOW_SLA_SCAN_SECONDS",
+            "soon",
+            "Input should be a valid number, unable to parse string as a number",
+        ),
+    ],
+)
+def test_serve_refuses_an_invalid_setting_naming_it(
+    tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    out = subprocess.run(
+        [sys.executable, "-m", "api.cli", "--database-url", url, "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, name: value},
+    )
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == [
+        f"tierflow: {name}: {message}",
+        "tierflow: not started: a setting is invalid",
+    ]
+    assert not (tmp_path / "fresh.db").exists()  # nothing written
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -9,6 +9,7 @@ its worker processes together). A fresh PostgreSQL database per test comes from
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -42,6 +43,23 @@ def child_env(**extra: str) -> dict[str, str]:
     ``from diagrams import ...``)."""
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def _ends_with_this_process(parent: int) -> Callable[[], None]:
+    """For ``Popen(preexec_fn=...)``: the child gets SIGTERM when the process that started it
+    (pytest) dies, however it dies - a test run killed from outside leaves no server behind
+    (Linux ``PR_SET_PDEATHSIG``; the signal follows the thread that forked, so servers are
+    started from pytest's main thread)."""
+
+    def arm() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it died before the wish was made
+            os._exit(1)
+
+    return arm
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -118,6 +136,7 @@ class LiveServer:
             stderr=subprocess.STDOUT,
             cwd=self.log_path.parent,
             start_new_session=True,  # its own process group: killpg reaches the workers too
+            preexec_fn=_ends_with_this_process(os.getpid()),
         )
         marker = f"===== start #{self.starts} "
         deadline = time.monotonic() + READY_TIMEOUT

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -178,6 +181,48 @@ def test_serve_refuses_an_outdated_schema(tmp_path: Path) -> None:
     )
     assert out.returncode == 1
     assert "run `tierflow db upgrade`" in out.stderr
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_a_test_server_ends_when_the_test_run_is_killed(tmp_path: Path) -> None:
+    """A run killed from outside (SIGKILL: no cleanup of its own) leaves no server behind."""
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from tests.live_server import live_server\n"
+        "with live_server(sys.argv[1], Path(sys.argv[2])) as s:\n"
+        "    print(s.proc.pid, flush=True)\n"
+        "    time.sleep(300)\n"
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-c", script, f"sqlite:///{tmp_path}/t.db", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    server = 0
+    try:
+        assert run.stdout is not None
+        server = int(run.stdout.readline())
+        assert _alive(server)
+        run.kill()
+        run.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while _alive(server) and time.monotonic() < deadline:
+            time.sleep(0.05)  # bounded: the server's graceful shutdown
+        assert not _alive(server)
+    finally:
+        run.kill()
+        if server:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(server, signal.SIGKILL)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ answers a whole group of requests at once. The route is answered only after the 
 holds its writes, as a ``def`` route is. Elsewhere (PostgreSQL, in-memory SQLite) ``submit``
 runs each call in its own transaction on one of a few unit threads (``UNIT_THREADS``), not in
 the thread pool of 40 that ``def`` routes share: fewer threads contending for the interpreter
-and for row locks (measured on PostgreSQL: ~20 % more triggers per second).
+and for row locks (measured on PostgreSQL: 4-23 % more triggers per second, the slowest request
+half as slow).
 
 The answers of one group (or of the unit threads) reach the event loop in one callback, not
 one per request: each future completed by the writer thread is collected, and the first of a

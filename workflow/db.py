@@ -56,8 +56,9 @@ UNIT_THREADS = 4
 """Threads each process runs submitted units of work in on a server database (PostgreSQL), by
 default (``Database(unit_threads=...)``; ``TIERFLOW_UNIT_THREADS`` for ``serve``):
 few threads, each with its transaction's round trips, keep the interpreter's hand-offs and the
-row-lock waits down - measured with 2 workers on 2 cores, 4 threads served ~20 % more triggers
-per second than a thread per request (FastAPI's pool of 40), 2 and 8 fewer."""
+row-lock waits down - measured with 2 workers on 2 cores against a thread per request
+(FastAPI's pool of 40): 4-23 % more triggers per second and a slowest request half as slow;
+3 and 4 threads did best, 2, 6 and 8 less well."""
 
 IDLE_PING = 1.0
 """Seconds a pooled server connection may have been idle and still be handed out without a

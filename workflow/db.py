@@ -218,12 +218,15 @@ class Database:
         transaction, run by one of :attr:`unit_threads` threads in the order submitted. A
         future cancelled before its unit started skips the unit."""
         if not self.group_commit:
-            with self._queue_lock:
-                if self._units is None:
-                    self._units = ThreadPoolExecutor(
-                        self.unit_threads, thread_name_prefix="tierflow-unit"
-                    )
-                return self._units.submit(fn)
+            units = self._units  # made once: no lock per unit on the trigger's path
+            if units is None:
+                with self._queue_lock:
+                    if self._units is None:
+                        self._units = ThreadPoolExecutor(
+                            self.unit_threads, thread_name_prefix="tierflow-unit"
+                        )
+                    units = self._units
+            return units.submit(fn)
         future: Future[R] = Future()
         me: _Queued[R] = _Queued(fn, future=future)
         with self._queue_lock:

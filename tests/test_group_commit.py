@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from tests.conftest import T0
 from tests.scenarios import ACCOUNT, reach
 from workflow import InvalidTransition, Tierflow, VersionMismatch
+from workflow.db import Database
 
 WAIT = 30.0  # seconds a test waits for threads to queue before it fails
 
@@ -323,3 +324,95 @@ def test_dispose_ends_the_writer_thread(tmp_path: Path) -> None:
     assert thread is not None and thread.is_alive()
     tf.db.dispose()
     assert not thread.is_alive()
+
+
+def _thread_of(tf: Tierflow, tid: int, trigger: str, role: str, **kw: Any) -> Callable[[], Any]:
+    """The unit's answer and the name of the thread that ran it."""
+    fire = _fire(tf, tid, trigger, role, **kw)
+    return lambda: (fire(), threading.current_thread().name)
+
+
+def test_enqueued_units_run_in_the_thread_that_leads_them_as_one_group(
+    triaged: tuple[Tierflow, GateClock, list[int]],
+) -> None:
+    """``enqueue`` starts nothing; ``lead_queued`` runs every queued unit here, in one
+    transaction, each future with its own answer (a refused one with its error)."""
+    tf, _clock, ids = triaged
+    commits = _commits(tf)
+    futures = [
+        tf.db.enqueue(_thread_of(tf, ids[0], "request_info", "l1_agent", note="a")),
+        tf.db.enqueue(_thread_of(tf, ids[1], "customer_replied", "customer")),  # refused
+        tf.db.enqueue(_thread_of(tf, ids[2], "request_info", "l1_agent", note="c")),
+    ]
+    assert len(tf.db._queue) == 3 and not any(f.done() for f in futures)
+    tf.db.lead_queued()
+    assert all(f.done() for f in futures) and len(commits) == 1
+    here = threading.current_thread().name
+    assert [f.result()[1] for f in (futures[0], futures[2])] == [here, here]
+    assert [f.result()[0].current.state for f in (futures[0], futures[2])] == [
+        "waiting_on_customer",
+        "waiting_on_customer",
+    ]
+    assert isinstance(futures[1].exception(), InvalidTransition)
+    assert tf.db._writer_thread is None  # no thread was needed
+    tf.db.lead_queued()  # nothing queued: nothing happens
+    assert len(commits) == 1 and tf.check() == []
+
+
+def test_lead_queued_never_waits_for_another_writer_of_the_file(
+    triaged: tuple[Tierflow, GateClock, list[int]], tmp_path: Path
+) -> None:
+    """While another writer (another process, here another ``Database`` on the same file) has
+    its turn, ``lead_queued`` returns at once and the writer thread runs the queue once the
+    turn is over."""
+    tf, _clock, ids = triaged
+    other = Database(f"sqlite:///{tmp_path}/tierflow.db")
+    assert other._turns is not None
+    try:
+        with other._turns.turn():
+            queued = tf.db.enqueue(_thread_of(tf, ids[0], "request_info", "l1_agent", note="a"))
+            leader = threading.Thread(target=tf.db.lead_queued)
+            leader.start()
+            leader.join(WAIT)
+            assert not leader.is_alive()  # returned while the other writer holds its turn
+            assert not queued.done()
+        view, thread = queued.result(WAIT)
+        assert view.current.state == "waiting_on_customer" and thread == "tierflow-writer"
+    finally:
+        other.dispose()
+
+
+def test_lead_queued_never_waits_for_a_thread_of_its_own_process_that_writes(
+    triaged: tuple[Tierflow, GateClock, list[int]],
+) -> None:
+    tf, clock, ids = triaged
+    clock.hold()
+    direct = threading.Thread(target=_fire(tf, ids[0], "request_info", "l1_agent", note="a"))
+    direct.start()
+    assert clock.entered.wait(WAIT)  # a caller of serialised leads, inside its unit
+    queued = tf.db.enqueue(_thread_of(tf, ids[1], "request_info", "l1_agent", note="b"))
+    tf.db.lead_queued()  # returns at once: the leader runs the queue
+    assert not queued.done()
+    clock.release()
+    view, thread = queued.result(WAIT)
+    assert view.current.state == "waiting_on_customer"
+    assert thread in ("tierflow-writer", direct.name)
+    direct.join(WAIT)
+
+
+def test_without_group_commit_enqueue_is_submit(tmp_path: Path) -> None:
+    tf = Tierflow("sqlite://")
+    try:
+        assert not tf.db.group_commit
+        queued = tf.db.enqueue(lambda: threading.current_thread().name)
+        assert queued.result(WAIT).startswith("tierflow-unit")
+        tf.db.lead_queued()  # nothing to lead
+    finally:
+        tf.db.dispose()
+
+
+def test_dispose_runs_units_enqueued_that_nobody_led(tmp_path: Path) -> None:
+    tf = Tierflow(f"sqlite:///{tmp_path}/tierflow.db")
+    queued = tf.db.enqueue(lambda: 42)
+    tf.db.dispose()
+    assert queued.result(0) == 42

@@ -6,7 +6,9 @@ and writes are serialised: one process-wide lock, one writer connection kept ope
 transaction never has to upgrade its lock half-way. Units of work that queue up behind that
 lock are committed together (:meth:`Database.serialised`: group commit, a savepoint each);
 :meth:`Database.submit` queues a unit without a waiting thread: the writer thread runs it
-(on other backends, one of a few unit threads: :data:`UNIT_THREADS`).
+(on other backends, one of a few unit threads: :data:`UNIT_THREADS`); an event loop queues its
+units with :meth:`Database.enqueue` and runs them itself, group by group, with
+:meth:`Database.lead_queued` while the writer is free (no hand-off between threads).
 Writers of one SQLite file in different processes (the API's writer thread, the webhooks
 dispatcher, a CLI command, a second worker) take turns (:class:`_Turns`): SQLite's own busy
 handler retries after growing sleeps and seldom finds the lock free between two groups of a
@@ -156,7 +158,7 @@ class Database:
                 with _savepoint(group.conn):
                     yield group.conn
             else:  # SQLite: one writer connection, kept open, used under the lock
-                with self._write_lock, self._turn():
+                with self._writer_taken():
                     conn = self._writer()
                     try:
                         with conn.begin():
@@ -172,12 +174,38 @@ class Database:
                 self.on_transaction(time.perf_counter() - start)
 
     @contextmanager
-    def _turn(self) -> Iterator[None]:
-        if self._turns is None:
+    def _writer_taken(self) -> Iterator[None]:
+        """The writer connection's lock and the file's write turn, waited for - unless this
+        thread holds them already (:meth:`lead_queued`, for the group it runs)."""
+        if getattr(self._local, "holding", False):
             yield
-        else:
-            with self._turns.turn():
+            return
+        assert self._write_lock is not None
+        with self._write_lock:
+            if self._turns is None:
                 yield
+            else:
+                with self._turns.turn():
+                    yield
+
+    def _take_writer_now(self) -> bool:
+        """Take the writer connection's lock and the file's write turn if both are free at
+        once (this thread then holds them: :meth:`_give_writer_back`); never waits."""
+        assert self._write_lock is not None
+        if not self._write_lock.acquire(blocking=False):
+            return False
+        if self._turns is not None and not self._turns.take_now():
+            self._write_lock.release()
+            return False
+        self._local.holding = True
+        return True
+
+    def _give_writer_back(self) -> None:
+        assert self._write_lock is not None
+        self._local.holding = False
+        if self._turns is not None:
+            self._turns.give_back()
+        self._write_lock.release()
 
     def serialised(self, fn: Callable[[], R]) -> R:
         """Run ``fn`` (a unit of work: its writes go through :meth:`write`) and return once
@@ -232,15 +260,48 @@ class Database:
         with self._queue_lock:
             self._queue.append(me)
             if not self._leading:
-                self._leading = self._writer_leads = True
-                self._writer_wake.set()
-            if self._writer_thread is None:
-                self._writer_stop = False
-                self._writer_thread = threading.Thread(
-                    target=self._writer_loop, name="tierflow-writer", daemon=True
-                )
-                self._writer_thread.start()
+                self._leading = True
+                self._writer_takes_lead()
         return future
+
+    def enqueue(self, fn: Callable[[], R]) -> Future[R]:
+        """Queue ``fn`` like :meth:`submit`, for the calling thread to run soon with
+        :meth:`lead_queued` (an event loop: at the end of its current iteration, so that the
+        units of every request it read in that iteration share one transaction). Nothing
+        starts the unit before that call, or before another leader reaches it. Without
+        :attr:`group_commit` this is :meth:`submit`."""
+        if not self.group_commit:
+            return self.submit(fn)
+        future: Future[R] = Future()
+        with self._queue_lock:
+            self._queue.append(_Queued(fn, future=future))
+        return future
+
+    def lead_queued(self) -> None:
+        """Run the queued units in this thread, group by group, as :meth:`submit`'s writer
+        thread would - while nobody else leads, and as long as the writer connection and the
+        file's write turn are free at once. This thread never waits for another writer: when
+        one holds the file (another process, a thread of this one) the writer thread takes
+        over the queue and waits in its place. Returns when the queue is empty or handed on
+        (at once when another thread leads: that leader runs them)."""
+        if not self.group_commit:
+            return
+        with self._queue_lock:
+            if self._leading or not self._queue:
+                return
+            self._leading = True
+        self._lead(None, now=True)
+
+    def _writer_takes_lead(self) -> None:
+        """(Under the queue lock, leading.) The writer thread leads from here on."""
+        self._writer_leads = True
+        self._writer_wake.set()
+        if self._writer_thread is None:
+            self._writer_stop = False
+            self._writer_thread = threading.Thread(
+                target=self._writer_loop, name="tierflow-writer", daemon=True
+            )
+            self._writer_thread.start()
 
     def _inside(self) -> bool:
         """Whether this thread is running a queued unit (its nested units simply run)."""
@@ -265,21 +326,27 @@ class Database:
         if q.wake is not None:
             q.wake.set()
         else:
-            self._writer_leads = True
-            self._writer_wake.set()
+            self._writer_takes_lead()
 
-    def _lead(self, me: _Queued[Any] | None) -> None:
+    def _lead(self, me: _Queued[Any] | None, *, now: bool = False) -> None:
         """Run groups of queued units, oldest first: until ``me`` is done (a caller of
         ``serialised``; then the lead goes to the oldest waiting unit), or, for the writer
-        thread (``me`` None), until the queue is empty."""
+        thread and :meth:`lead_queued` (``me`` None), until the queue is empty. ``now``: each
+        group only if the writer is free at once, else the writer thread leads on."""
         idle = False
         while not idle and (me is None or not me.done):
+            if now and not self._take_writer_now():
+                with self._queue_lock:
+                    self._writer_takes_lead()
+                return
             with self._queue_lock:
                 batch, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
             batch = [q for q in batch if q.future is None or _start(q.future)]
             try:
                 self._run_group(batch)
             finally:
+                if now:
+                    self._give_writer_back()
                 for q in batch:
                     if q is not me:
                         _finish(q)
@@ -435,6 +502,11 @@ class Database:
         return self._writer_conn
 
     def dispose(self) -> None:
+        with self._queue_lock:  # units enqueued that nobody led: run here, before the end
+            orphans = bool(self._queue) and not self._leading
+            self._leading = self._leading or orphans
+        if orphans:
+            self._lead(None)
         with self._queue_lock:
             thread, self._writer_thread = self._writer_thread, None
             units, self._units = self._units, None
@@ -547,6 +619,30 @@ class _Turns:
                 return None
             self._files, self._pid = (fds[0], fds[1]), os.getpid()
         return self._files
+
+    def take_now(self) -> bool:
+        """Take the turn if it is free at once (nobody waits for it, nobody holds it); never
+        waits. True: this process holds it until :meth:`give_back`."""
+        fds = self._fds()
+        if fds is None:
+            return True
+        intent, turn = fds
+        try:
+            fcntl.flock(intent, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        try:
+            fcntl.flock(turn, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            fcntl.flock(intent, fcntl.LOCK_UN)
+
+    def give_back(self) -> None:
+        """End a turn taken by :meth:`take_now`."""
+        if self._files is not None:
+            fcntl.flock(self._files[1], fcntl.LOCK_UN)
 
     @contextmanager
     def turn(self) -> Iterator[None]:

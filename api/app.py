@@ -98,7 +98,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            observability.flush_logs()  # the lines of the last requests, before the exit
+            observability.flush()  # the figures and lines of the last requests, before the exit
 
     # /docs and /redoc load Swagger UI and ReDoc from the installed fastapi-offline package
     # (under /static-offline-docs), never from a CDN: they work without internet

@@ -4,7 +4,9 @@
   trigger, guard refusals by guard, SLA breaches by clock, database time, event streams,
   webhook attempts by outcome, webhook delivery lag, dead letters. With several uvicorn
   workers, ``tierflow serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` so every worker's figures are
-  summed.
+  summed. The per-request figures (requests, latency, transitions, database time) are added up
+  in the process and handed to the metrics once a second and before a scrape
+  (:mod:`api.tally`): another worker's figures reach a scrape at most a second late.
 * Every response carries ``X-Request-ID`` (the caller's, when it sends a sane one, else 128
   random bits from :mod:`random`: an identifier, not a secret - ``os.urandom`` is a system call
   that hands the interpreter to other threads on every request); log lines are JSON and carry
@@ -50,6 +52,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from workflow import EventRecord, TicketView, Tierflow
 from workflow.webhooks_dispatch import Outcome
 
+from .tally import Tally
+
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 log = logging.getLogger("tierflow.http")
 
@@ -86,6 +90,8 @@ WEBHOOK_DEAD_LETTERS = Counter(
     "tierflow_webhook_dead_letters_total", "Webhook deliveries dead-lettered after their retries"
 )
 
+TALLY = Tally()
+"""The per-request figures, added up here and handed to the metrics in batches."""
 _children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 """Metric children per (method, route template, status): ``labels()`` on every request costs
 a lock and a tuple of label strings."""
@@ -268,8 +274,8 @@ class Observability:
                     REQUESTS.labels(method, template, str(status)),
                     LATENCY.labels(method, template),
                 )
-            children[0].inc()
-            children[1].observe(elapsed)
+            TALLY.inc(children[0])
+            TALLY.observe(children[1], elapsed)
             level = logging.WARNING if status >= 500 or elapsed >= self.slow else logging.INFO
             if (level > logging.INFO or self.access_log) and log.isEnabledFor(level):
                 # the record made directly: Logger.log would look for its caller in the stack
@@ -307,13 +313,17 @@ def observe_engine(engine: Tierflow) -> None:
                 child = fired.get(key)
                 if child is None:
                     child = fired[key] = TRANSITIONS.labels(*key)
-                child.inc()
+                TALLY.inc(child)
             elif e.kind == "sla_breached":
                 SLA_BREACHES.labels(str(e.data.get("clock"))).inc()
 
     if on_commit not in engine.observers:
         engine.observers.append(on_commit)
-    engine.db.on_transaction = DB_SECONDS.inc
+    engine.db.on_transaction = _db_time
+
+
+def _db_time(seconds: float) -> None:
+    TALLY.inc(DB_SECONDS, seconds)
 
 
 def observe_webhook(outcome: Outcome) -> None:
@@ -330,8 +340,10 @@ def count_guard_refusal(trigger: str, guards: list[str]) -> None:
         GUARD_REFUSALS.labels(trigger, g).inc()
 
 
-def flush_logs() -> None:
-    """Write every log line queued so far (the app's shutdown: no line is left behind)."""
+def flush() -> None:
+    """Hand the tallied figures to the metrics and write every log line queued so far (the
+    app's shutdown: no figure and no line is left behind)."""
+    TALLY.flush()
     for handler in logging.getLogger("tierflow").handlers:
         handler.flush()
 
@@ -342,6 +354,7 @@ def install(app: FastAPI, *, access_log: bool = True) -> None:
 
 def metrics_payload() -> bytes:
     """The Prometheus exposition of this process (or of every worker, in multiprocess mode)."""
+    TALLY.flush()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -56,7 +56,7 @@ def test_one_json_line_per_request_with_exactly_these_fields(
     with client_for(engine) as c:
         acme = Api(c, "acme")
         t = acme.create()
-        observability.flush_logs()  # the lines so far (written by the log's own thread)
+        observability.flush()  # the lines so far (written by the log's own thread)
         log_lines.truncate(0)
         log_lines.seek(0)
         c.post(
@@ -177,7 +177,7 @@ def test_the_log_is_written_by_a_thread_of_its_own_every_line_in_order() -> None
 
 def test_lines_still_queued_are_written_when_logging_shuts_down() -> None:
     """At exit (``logging.shutdown``, after a SIGTERM too) and at the app's shutdown
-    (``flush_logs``) nothing queued is lost."""
+    (``flush``) nothing queued is lost."""
     stream = io.StringIO()
     handler = observability.LineWriter(stream, interval=3600)  # never writes by itself
     handler.setFormatter(observability.JsonFormatter())

@@ -108,6 +108,7 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         responses={s: {"description": d} for s, d in problems.ERROR_STATUSES.items()},
+        telemetry=observability.fastapi_telemetry(),
     )
     app.state.engine = engine
     app.state.settings = settings

@@ -3,6 +3,7 @@ setting turns it down) and /metrics labels for routes that are not API routes.""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import logging
@@ -215,3 +216,24 @@ def test_request_ids_are_made_without_a_system_call(
         monkeypatch.undo()
     assert len(set(ids)) == 50
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_fastapi_opentelemetry_is_off_without_an_sdk_and_on_when_it_can_be_configured(
+    engine: Tierflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without an OpenTelemetry SDK FastAPI's instrumentation could reach no provider: it is
+    off (no check per request). With one installed, or FastAPI asked to configure it from the
+    environment, FastAPI's defaults stand."""
+    monkeypatch.delenv("FASTAPI_OTEL_AUTO_CONFIGURE", raising=False)
+    off = {"tracing": False, "metrics": False, "logs": False}
+    installed = importlib.util.find_spec("opentelemetry.sdk") is not None
+    assert observability.fastapi_telemetry() == ({} if installed else off)
+    app = create_app(Settings(admin_token=ADMIN_TOKEN), engine=engine, background=False)
+    if not installed:
+        assert not app._native_telemetry.enabled()  # type: ignore[attr-defined]
+        assert {k: app._telemetry[k] for k in off} == off  # type: ignore[attr-defined]
+    monkeypatch.setenv("FASTAPI_OTEL_AUTO_CONFIGURE", "true")
+    assert observability.fastapi_telemetry() == {}
+    monkeypatch.delenv("FASTAPI_OTEL_AUTO_CONFIGURE")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())  # an SDK installed
+    assert observability.fastapi_telemetry() == {}

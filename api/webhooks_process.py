@@ -5,7 +5,7 @@ workers (:func:`start` / :func:`stop`) and what ``tierflow webhooks dispatch --l
 In its own process the dispatcher gets a share of the CPU of its own: inside an API worker it
 was one thread among the worker's many, and under load it got too little of the interpreter
 to keep up with the commits (bench/FINDINGS.md). On SQLite its writes take turns with the
-workers' writer threads (``Database.write``), each one recording a run and fanning out the
+workers' group commits (``Database.write``), each one recording a run and fanning out the
 events committed meanwhile. It is woken by new outbox events (it looks
 every ``WATCH`` seconds, one indexed query) and passes at least every ``poll`` seconds. Its
 metrics reach ``/metrics`` through ``PROMETHEUS_MULTIPROC_DIR``, which ``serve`` then sets

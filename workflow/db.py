@@ -9,7 +9,7 @@ lock are committed together (:meth:`Database.serialised`: group commit, a savepo
 (on other backends, one of a few unit threads: :data:`UNIT_THREADS`); an event loop queues its
 units with :meth:`Database.enqueue` and runs them itself, group by group, with
 :meth:`Database.lead_queued` while the writer is free (no hand-off between threads).
-Writers of one SQLite file in different processes (the API's writer thread, the webhooks
+Writers of one SQLite file in different processes (the API's group commits, the webhooks
 dispatcher, a CLI command, a second worker) take turns (:class:`_Turns`): SQLite's own busy
 handler retries after growing sleeps and seldom finds the lock free between two groups of a
 busy writer thread. Other backends (PostgreSQL through ``postgresql+psycopg://``) use a pool

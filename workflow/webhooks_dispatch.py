@@ -32,7 +32,7 @@ PostgreSQL, ``RUN_SQLITE`` on SQLite, or ``RUN_SECONDS``, ending at the first fa
 run's results are recorded in one transaction (on PostgreSQL in one round trip: a
 subscription's deliveries go out one at a time, so what recording each costs bounds their
 rate) - the address is checked once per run. On SQLite that transaction also fans out the
-events committed meanwhile: the database has one writer at a time, the API's writer thread
+events committed meanwhile: the database has one writer at a time, the API
 commits group after group, and each turn this process gets (``Database.write``: writers of
 the file take turns) should carry as much as it can. Delivery is at least once: a crash
 between a receiver's answer and the commit of its run's record repeats those attempts, with
@@ -140,7 +140,7 @@ RUN = 50
 PostgreSQL (the subscription's row lock is held meanwhile)."""
 RUN_SQLITE = 500
 """The same on SQLite, where a run's record waits for a turn of the database's single writer
-(the API's writer thread commits group after group): a turn should carry many deliveries."""
+(the API commits group after group): a turn should carry many deliveries."""
 FAN_OUT = 500
 """Outbox events turned into deliveries at most per fan-out."""
 RUN_SECONDS = 1.0

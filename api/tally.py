@@ -45,7 +45,10 @@ class Tally:
 
     def observe(self, histogram: Any, amount: float) -> None:
         """As ``histogram.observe(amount)``: the first bucket whose bound is at least
-        ``amount`` counts it (the last bound is +Inf)."""
+        ``amount`` counts it (the last bound is +Inf). The histogram's bounds, sum and bucket
+        values are ``prometheus_client``'s own (``_upper_bounds``, ``_sum``, ``_buckets``: what
+        its ``observe`` uses); ``tests/test_tally.py`` compares the exposition with direct
+        calls, so a change of them fails there, not in production."""
         bounds = histogram._upper_bounds
         with self._lock:
             tally = self._histograms.get(histogram)

@@ -5,11 +5,12 @@ An ``async`` route queues its engine call (``Database.enqueue``) and awaits the 
 end of the event loop's iteration, the loop runs what is queued itself (``lead_queued``): the
 units of every request read in that iteration share one transaction, and no thread hands the
 interpreter to another - the writer thread that ran them before waited for the interpreter
-after each statement while the loop held it (measured: ~11 % more triggers per second). The
-loop never waits for another writer of the file: when another process (the webhook
-dispatcher, a CLI command, a second worker) has its turn, the database's writer thread takes
-the queue and waits instead, and the loop goes on serving. The route is answered only after
-the COMMIT that holds its writes, as a ``def`` route is. Elsewhere (PostgreSQL, in-memory
+after each statement while the loop held it (the medians of three interleaved runs: +0 to
++11 % triggers per second; ``bench/FINDINGS.md``). The loop never waits for another writer of
+the file: when another process (the webhook dispatcher, a CLI command, a second worker) has its
+turn, the database's writer thread takes the queue and waits instead, and the loop goes on
+serving. The route is answered only after the COMMIT that holds its writes, as a ``def`` route
+is. Elsewhere (PostgreSQL, in-memory
 SQLite) each call runs in its own transaction on one of a few unit threads (``UNIT_THREADS``),
 not in the thread pool of 40 that ``def`` routes share: fewer threads contending for the
 interpreter and for row locks (measured on PostgreSQL: 4-23 % more triggers per second, the

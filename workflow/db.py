@@ -507,7 +507,8 @@ class Database:
     def dispose(self) -> None:
         with self._queue_lock:  # units enqueued that nobody led: run here, before the end
             orphans = bool(self._queue) and not self._leading
-            self._leading = self._leading or orphans
+            if orphans:
+                self._leading = True
         if orphans:
             self._lead(None)
         with self._queue_lock:

@@ -112,7 +112,10 @@ class Database:
         self.is_sqlite = u.get_backend_name() == "sqlite"
         # JSON columns (a ticket's SLA clocks, an event's data) through pydantic-core: the same
         # values back, ~3x faster each way than the json module (written without spaces)
-        kwargs: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": _json_value}
+        kwargs: dict[str, Any] = {
+            "json_serializer": _json_text,
+            "json_deserializer": pydantic_core.from_json,
+        }
         if self.is_sqlite:
             if u.database and u.database != ":memory:":
                 Path(u.database).parent.mkdir(parents=True, exist_ok=True)
@@ -631,15 +634,10 @@ class _Turns:
         if fds is None:
             return True
         intent, turn = fds
-        try:
-            fcntl.flock(intent, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _flock(intent, 0.0):  # a deadline already past: one try each
             return False
         try:
-            fcntl.flock(turn, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            return False
+            return _flock(turn, 0.0)
         finally:
             fcntl.flock(intent, fcntl.LOCK_UN)
 
@@ -689,10 +687,6 @@ def _flock(fd: int, deadline: float) -> bool:
 
 def _json_text(value: Any) -> str:
     return pydantic_core.to_json(value).decode()
-
-
-def _json_value(text: str | bytes) -> Any:
-    return pydantic_core.from_json(text)
 
 
 def _start(future: Future[Any]) -> bool:
